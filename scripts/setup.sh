@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Sets up stratafs on a fresh Debian 12 machine: the Debian packages it needs, the npm
+# dependencies, the native addon and the TypeScript build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# command -> Debian package that provides it
+declare -A want=(
+  [fusermount3]=fuse3        # podman-style unmounts (fusermount3 -u) and /etc/fuse.conf
+  [make]=make
+  [g++]=g++
+  [python3]=python3          # node-gyp
+  [setpriv]=util-linux       # tests act as other users
+  [mount]=mount
+)
+missing=()
+for cmd in "${!want[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -e /dev/fuse ]; then
+  $SUDO modprobe fuse 2>/dev/null || echo "setup: warning: /dev/fuse is missing; mounts will fail" >&2
+fi
+
+echo "setup: npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+echo "setup: building the native addon and the TypeScript sources"
+npm run --silent build >/dev/null
+echo "setup: done (bin/strata is ready)"

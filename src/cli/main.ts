@@ -1,0 +1,57 @@
+// strata: the command line. One file per command group; nothing imports cli/.
+
+import { log } from '../util/log.js';
+import { demoCommand } from './demo.js';
+import { loopbackCommand, usage as loopbackUsage } from './loopback.js';
+import { umountCommand } from './umount.js';
+import { version } from './version.js';
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  loopback: loopbackCommand,
+  umount: umountCommand,
+  demo: demoCommand,
+};
+
+const help = `strata ${version} — a union filesystem for container images, over FUSE
+
+Commands:
+  ${loopbackUsage}
+      mirror SRC at MNT through stratafs's FUSE layer (the reference filesystem)
+  strata umount [-l] MNT
+      unmount a stratafs mount; its daemon exits
+  strata demo
+      mount a small demo tree, show it working, unmount
+  strata --version
+
+Logging: STRATAFS_LOG=debug|info|warn|error (default warn), JSON on stderr.
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === '--version' || cmd === '-V' || cmd === 'version') {
+    process.stdout.write(`strata version ${version}\n`);
+    return 0;
+  }
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(help);
+    return cmd ? 0 : 2;
+  }
+  const run = commands[cmd];
+  if (!run) {
+    process.stderr.write(`strata: unknown command '${cmd}'\n\n${help}`);
+    return 2;
+  }
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    const err = e as Error;
+    log.debug({ err }, 'command failed');
+    process.stderr.write(`strata: ${err.message}\n`);
+    process.exitCode = 1;
+  },
+);

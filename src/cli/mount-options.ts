@@ -1,0 +1,62 @@
+// Options every mounting command shares, parsed once.
+
+import type { ParseArgsConfig } from 'node:util';
+import type { ServeOptions } from '../fs/server.js';
+
+export const mountOptionSpec = {
+  foreground: { type: 'boolean', short: 'f' },
+  o: { type: 'string', multiple: true },
+  passthrough: { type: 'boolean' },
+  'no-passthrough': { type: 'boolean' },
+  'entry-timeout': { type: 'string' },
+  'attr-timeout': { type: 'string' },
+  'negative-timeout': { type: 'string' },
+  'log-file': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export interface MountFlags {
+  foreground?: boolean;
+  o?: string[];
+  passthrough?: boolean;
+  'no-passthrough'?: boolean;
+  'entry-timeout'?: string;
+  'attr-timeout'?: string;
+  'negative-timeout'?: string;
+  'log-file'?: string;
+}
+
+function seconds(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: not a number of seconds: ${v}`);
+  return n;
+}
+
+/** -o takes comma lists (fuse-overlayfs style); returns them as key -> value ('' for flags). */
+export function splitO(list: string[] | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const group of list ?? []) {
+    for (const item of group.split(',')) {
+      if (!item) continue;
+      const eq = item.indexOf('=');
+      m.set(eq < 0 ? item : item.slice(0, eq), eq < 0 ? '' : item.slice(eq + 1));
+    }
+  }
+  return m;
+}
+
+export function serveOptions(f: MountFlags, defaults: { timeout: number }): ServeOptions {
+  const o = splitO(f.o);
+  return {
+    allowOther: o.has('allow_other'),
+    readOnly: o.has('ro'),
+    passthrough: !f['no-passthrough'],
+    timeouts: { entry: seconds(f['entry-timeout'], 'entry-timeout', defaults.timeout), attr: seconds(f['attr-timeout'], 'attr-timeout', defaults.timeout) },
+    negativeTimeout: seconds(f['negative-timeout'], 'negative-timeout', 0),
+  };
+}
+
+/** The argv to hand a background child: everything but the flags that made it background. */
+export function childArgs(argv: string[]): string[] {
+  return argv.filter((a) => a !== '-f' && a !== '--foreground');
+}

@@ -1,0 +1,393 @@
+// Adapts an inode-based FileSystem to the raw, nodeid-based protocol: keeps the inode table
+// and its lookup counts, open files and directories, passthrough backing ids, and turns
+// answers into reply bodies. Everything FUSE-specific that is not per-filesystem lives here.
+
+import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, RELEASE_FLUSH } from '../fuse/abi.js';
+import { errnoOf, errnoNumber, fsError } from '../fuse/errors.js';
+import * as out from '../fuse/replies.js';
+import type * as R from '../fuse/requests.js';
+import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
+import { log } from '../util/log.js';
+import { checkAccess } from './access.js';
+import type { Attr, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
+import type { Inode } from './inode.js';
+import { InodeTable } from './inode-table.js';
+import { BackingTable, HandleTable, type OpenDir, type OpenFile } from './open-files.js';
+
+export interface BridgeOptions {
+  /** Cache timeouts for filesystems that do not give their own; default 1 s each. */
+  timeouts?: Timeouts;
+  /** Seconds the kernel may remember that a name does not exist; 0 = not at all. */
+  negativeTimeout?: number;
+}
+
+const ENOENT = errnoNumber('ENOENT');
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+
+function then<T, U>(v: MaybeAsync<T>, f: (t: T) => U): MaybeAsync<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+function need<T>(m: T | undefined): T {
+  if (m === undefined) throw fsError('ENOSYS');
+  return m;
+}
+
+const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+
+export class Bridge<D, H> implements RawFileSystem {
+  readonly table: InodeTable<D>;
+  private readonly files = new HandleTable<OpenFile<D, H>>();
+  private readonly dirs = new HandleTable<OpenDir<D>>();
+  private backing: BackingTable | undefined;
+  private passthrough = false;
+  private readonly defaults: Timeouts;
+
+  constructor(
+    readonly fs: FileSystem<D, H>,
+    private readonly opts: BridgeOptions = {},
+  ) {
+    const r = fs.root();
+    this.table = new InodeTable<D>(r.attr.ino, r.data);
+    this.defaults = opts.timeouts ?? { entry: 1, attr: 1 };
+  }
+
+  init(session: Session): void {
+    this.passthrough = session.negotiated?.passthrough ?? false;
+    this.backing = new BackingTable(
+      (fd) => session.openBacking(fd),
+      (id) => session.closeBacking(id),
+    );
+  }
+
+  /** Open files right now (tests and stats). */
+  get openCount(): number {
+    return this.files.size + this.dirs.size;
+  }
+
+  private timeoutsOf(node: Inode<D>): Timeouts {
+    return this.fs.timeouts?.(node) ?? this.defaults;
+  }
+
+  /** Registers a found or created entry with the inode table and builds the reply record. */
+  private entryOut(parent: Inode<D>, name: string, e: Entry<D>): out.EntryOut {
+    const node = this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D);
+    const t = e.timeouts ?? this.timeoutsOf(node);
+    return { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr: e.attr };
+  }
+
+  private newEntry(parent: Inode<D>, name: string, v: MaybeAsync<Entry<D>>): MaybeAsync<ReplyBody> {
+    return then(v, (e) => out.entryOut(this.entryOut(parent, name, e)));
+  }
+
+  lookup(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    if (name === '.' || name === '..') {
+      // Only asked with export support (NFS file handles): the kernel wants the inode itself.
+      const node = name === '.' ? parent : (parent.parent() ?? this.table.root);
+      return then(this.fs.getattr(ctx, node, undefined), (attr) => {
+        this.table.ref(node);
+        const t = this.timeoutsOf(node);
+        return out.entryOut({ nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr });
+      });
+    }
+    let e: Entry<D>;
+    try {
+      e = this.fs.lookup(ctx, parent, name);
+    } catch (err) {
+      const neg = this.opts.negativeTimeout ?? 0;
+      if (neg > 0 && errnoOf(err) === ENOENT) {
+        return out.entryOut({ nodeid: 0, generation: 0, entryValid: neg, attrValid: 0, attr: ZERO_ATTR });
+      }
+      throw err;
+    }
+    return out.entryOut(this.entryOut(parent, name, e));
+  }
+
+  forget(nodeid: number, nlookup: number): void {
+    const gone = this.table.forget(nodeid, nlookup);
+    if (gone) this.fs.forget?.(gone);
+  }
+
+  private fileOf(fh: number): OpenFile<D, H> {
+    return this.files.get(fh);
+  }
+
+  getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
+    return then(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+  }
+
+  /**
+   * The handle to use for an inode's attributes: the one the kernel named, or, for an inode
+   * that has lost its last name (unlinked while open), any open handle of it, because
+   * fstat() and fchmod() reach us without one and there is no path left.
+   */
+  private handleFor(node: Inode<D>, given: number | undefined): H | undefined {
+    if (given !== undefined) {
+      try {
+        return this.files.get(given).handle;
+      } catch {
+        // fall through
+      }
+    }
+    if (node.links.length > 0 || node.isRoot) return undefined;
+    for (const f of this.files.values()) if (f.node === node) return f.handle;
+    return undefined;
+  }
+
+  setattr(ctx: RequestContext, b: R.SetattrIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    const v = b.valid;
+    const s: SetAttr = {};
+    if (v & FATTR_MODE) s.mode = b.mode;
+    if (v & FATTR_UID) s.uid = b.uid;
+    if (v & FATTR_GID) s.gid = b.gid;
+    if (v & FATTR_SIZE) s.size = b.size;
+    if (v & FATTR_ATIME) s.atime = v & FATTR_ATIME_NOW ? 'now' : { sec: b.atime, nsec: b.atimensec };
+    if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
+    if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
+    const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
+    return then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+  }
+
+  readlink(ctx: RequestContext): MaybeAsync<ReplyBody> {
+    return need(this.fs.readlink).call(this.fs, ctx, this.table.get(ctx.nodeid));
+  }
+
+  symlink(ctx: RequestContext, b: R.SymlinkIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return this.newEntry(parent, b.name, need(this.fs.symlink).call(this.fs, ctx, parent, b.name, b.target));
+  }
+
+  mknod(ctx: RequestContext, b: R.MknodIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return this.newEntry(parent, b.name, need(this.fs.mknod).call(this.fs, ctx, parent, b.name, b.mode, b.rdev));
+  }
+
+  mkdir(ctx: RequestContext, b: R.MkdirIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return this.newEntry(parent, b.name, need(this.fs.mkdir).call(this.fs, ctx, parent, b.name, b.mode));
+  }
+
+  link(ctx: RequestContext, b: R.LinkIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(b.oldnodeid);
+    const parent = this.table.get(ctx.nodeid);
+    return this.newEntry(parent, b.newname, need(this.fs.link).call(this.fs, ctx, node, parent, b.newname));
+  }
+
+  unlink(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return then(need(this.fs.unlink).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+  }
+
+  rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return then(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+  }
+
+  rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    const newParent = this.table.get(b.newdir);
+    return then(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () =>
+      this.table.rename(parent, b.oldname, newParent, b.newname, (b.flags & 2) !== 0),
+    );
+  }
+
+  /** Records an open file and decides between passthrough, page cache and direct I/O. */
+  private opened(node: Inode<D>, r: OpenResult<H>, flags: number): { fh: number; openFlags: number; backingId: number } {
+    let openFlags = 0;
+    if (r.keepCache) openFlags |= FOPEN_KEEP_CACHE;
+    if (r.directIo) openFlags |= FOPEN_DIRECT_IO;
+    if (r.nonSeekable) openFlags |= FOPEN_NONSEEKABLE;
+    let backingId = 0;
+    let backing = false;
+    if (this.passthrough && this.backing && r.backingFd !== undefined && !r.directIo) {
+      const needWrite = (flags & O_ACCMODE) !== O_RDONLY;
+      let id: number | undefined;
+      try {
+        id = this.backing.acquire(node.nodeid, r.backingFd, r.backingWritable ?? needWrite, needWrite);
+      } catch (e) {
+        // EPERM here means the privilege is missing after all: stop trying for good.
+        log.warn({ err: e, path: safePath(node) }, 'FUSE passthrough unavailable; file data goes through the daemon');
+        if (errnoOf(e) === errnoNumber('EPERM')) this.passthrough = false;
+      }
+      if (id !== undefined) {
+        backingId = id;
+        backing = true;
+        openFlags = (openFlags | FOPEN_PASSTHROUGH) & ~FOPEN_KEEP_CACHE;
+      } else if (this.backing.has(node.nodeid)) {
+        // The inode is in passthrough mode; a page-cache open of it would be refused.
+        openFlags |= FOPEN_DIRECT_IO;
+      }
+    }
+    const fh = this.files.add({ node, handle: r.handle, backing });
+    return { fh, openFlags, backingId };
+  }
+
+  open(ctx: RequestContext, b: R.OpenIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    return then(need(this.fs.open).call(this.fs, ctx, node, b.flags), (r) => {
+      const o = this.opened(node, r, b.flags);
+      return out.openOut(o.fh, o.openFlags, o.backingId);
+    });
+  }
+
+  create(ctx: RequestContext, b: R.CreateIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return then(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
+      const e = this.entryOut(parent, b.name, r.entry);
+      const o = this.opened(this.table.get(e.nodeid), r.open, b.flags);
+      return out.createOut(e, o.fh, o.openFlags, o.backingId);
+    });
+  }
+
+  read(ctx: RequestContext, b: R.ReadIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return need(this.fs.read).call(this.fs, ctx, f.node, f.handle, b.offset, b.size);
+  }
+
+  write(ctx: RequestContext, b: R.WriteIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return then(need(this.fs.write).call(this.fs, ctx, f.node, f.handle, b.offset, b.data), (n) => out.writeOut(n));
+  }
+
+  flush(ctx: RequestContext, b: R.FlushIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return this.fs.flush?.(ctx, f.node, f.handle);
+  }
+
+  release(ctx: RequestContext, b: R.ReleaseIn): MaybeAsync<ReplyBody> {
+    const f = this.files.remove(b.fh);
+    if (!f) return;
+    if (f.backing) this.backing?.release(f.node.nodeid);
+    const flush = b.releaseFlags & RELEASE_FLUSH && this.fs.flush ? this.fs.flush(ctx, f.node, f.handle) : undefined;
+    return then(flush, () => this.fs.release?.(ctx, f.node, f.handle)) as MaybeAsync<ReplyBody>;
+  }
+
+  fsync(ctx: RequestContext, b: R.FsyncIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return need(this.fs.fsync).call(this.fs, ctx, f.node, f.handle, (b.fsyncFlags & FSYNC_FDATASYNC) !== 0);
+  }
+
+  fallocate(ctx: RequestContext, b: R.FallocateIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return need(this.fs.fallocate).call(this.fs, ctx, f.node, f.handle, b.mode, b.offset, b.length);
+  }
+
+  lseek(ctx: RequestContext, b: R.LseekIn): MaybeAsync<ReplyBody> {
+    const f = this.fileOf(b.fh);
+    return then(need(this.fs.lseek).call(this.fs, ctx, f.node, f.handle, b.offset, b.whence), (off) => out.lseekOut(off));
+  }
+
+  copyFileRange(ctx: RequestContext, b: R.CopyFileRangeIn): MaybeAsync<ReplyBody> {
+    const fin = this.fileOf(b.fhIn);
+    const fout = this.fileOf(b.fhOut);
+    return then(
+      need(this.fs.copyFileRange).call(this.fs, ctx, fin.node, fin.handle, b.offIn, fout.node, fout.handle, b.offOut, b.len, b.flags),
+      (n) => out.writeOut(n),
+    );
+  }
+
+  opendir(ctx: RequestContext): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    return then(this.fs.opendir?.(ctx, node), () => out.openOut(this.dirs.add({ node, entries: undefined }), 0));
+  }
+
+  private listing(ctx: RequestContext, node: Inode<D>): DirEntry[] {
+    const parent = node.parent() ?? node;
+    return [
+      { name: '.', ino: node.ino, mode: 0o040000 },
+      { name: '..', ino: parent.ino, mode: 0o040000 },
+      ...need(this.fs.readdir).call(this.fs, ctx, node),
+    ];
+  }
+
+  readdir(ctx: RequestContext, b: R.ReadIn, plus: boolean): ReplyBody {
+    const d = this.dirs.get(b.fh);
+    // Offset 0 is a fresh start (opendir or rewinddir): take a new listing then, and serve
+    // later offsets from it, so entries are neither lost nor repeated across calls.
+    if (b.offset === 0 || !d.entries) d.entries = this.listing(ctx, d.node);
+    const buf = new out.DirentBuffer(b.size);
+    const entries = d.entries;
+    for (let i = b.offset; i < entries.length; i++) {
+      const e = entries[i]!;
+      if (!plus) {
+        if (!buf.add(e.name, e.ino, e.mode, i + 1)) break;
+        continue;
+      }
+      if (!buf.fits(e.name, true)) break;
+      if (e.name === '.' || e.name === '..') {
+        // nodeid 0: the kernel takes no reference, so none is counted here either.
+        buf.addPlus(e.name, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: { ...ZERO_ATTR, ino: e.ino, mode: e.mode } }, i + 1);
+        continue;
+      }
+      let found: Entry<D>;
+      try {
+        found = this.fs.lookup(ctx, d.node, e.name);
+      } catch (err) {
+        // Gone since the listing was taken: skip it. Other errors end this batch, but
+        // entries already counted must reach the kernel, so fail only an empty reply.
+        if (errnoOf(err) === ENOENT) continue;
+        if (buf.length === 0) throw err;
+        break;
+      }
+      buf.addPlus(e.name, this.entryOut(d.node, e.name, found), i + 1);
+    }
+    return buf.finish();
+  }
+
+  releasedir(_ctx: RequestContext, b: R.ReleaseIn): ReplyBody {
+    this.dirs.remove(b.fh);
+  }
+
+  fsyncdir(ctx: RequestContext, b: R.FsyncIn): MaybeAsync<ReplyBody> {
+    const d = this.dirs.get(b.fh);
+    return need(this.fs.fsyncdir).call(this.fs, ctx, d.node, (b.fsyncFlags & FSYNC_FDATASYNC) !== 0);
+  }
+
+  statfs(ctx: RequestContext): MaybeAsync<ReplyBody> {
+    return then(need(this.fs.statfs).call(this.fs, ctx, this.table.get(ctx.nodeid)), (s) => out.statfsOut(s));
+  }
+
+  getxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    return then(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? ''), (v) => sized(v, b.size));
+  }
+
+  listxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    return then(need(this.fs.listxattr).call(this.fs, ctx, node), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
+  }
+
+  setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
+    return need(this.fs.setxattr).call(this.fs, ctx, this.table.get(ctx.nodeid), b.name, b.value, b.flags);
+  }
+
+  removexattr(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
+    return need(this.fs.removexattr).call(this.fs, ctx, this.table.get(ctx.nodeid), name);
+  }
+
+  access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {
+    const node = this.table.get(ctx.nodeid);
+    if (this.fs.access) return this.fs.access(ctx, node, b.mask);
+    return then(this.fs.getattr(ctx, node, undefined), (a) => checkAccess(a, ctx, b.mask));
+  }
+}
+
+/** GETXATTR/LISTXATTR answer the size alone when asked with size 0, ERANGE when too small. */
+function sized(v: Buffer, size: number): Buffer {
+  if (size === 0) return out.xattrSizeOut(v.length);
+  if (v.length > size) throw fsError('ERANGE');
+  return v;
+}
+
+function safePath(node: Inode<unknown>): string | undefined {
+  try {
+    return node.path();
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,89 @@
+// nodeid <-> inode, with the kernel's lookup counts. Nodeids are never reused within one
+// mount, so the generation number can stay 0.
+
+import { fsError } from '../fuse/errors.js';
+import { Inode } from './inode.js';
+
+export class InodeTable<D> {
+  private readonly byId = new Map<number, Inode<D>>();
+  private readonly byIno = new Map<bigint, Inode<D>>();
+  private nextId = 2;
+  readonly root: Inode<D>;
+
+  constructor(rootIno: bigint, rootData: D) {
+    this.root = new Inode<D>(1, rootIno, 0o040000, rootData);
+    this.root.lookups = 1;
+    this.byId.set(1, this.root);
+    this.byIno.set(rootIno, this.root);
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get(nodeid: number): Inode<D> {
+    const n = this.byId.get(nodeid);
+    if (!n) throw fsError('ESTALE', `unknown nodeid ${nodeid}`);
+    return n;
+  }
+
+  find(ino: bigint): Inode<D> | undefined {
+    return this.byIno.get(ino);
+  }
+
+  /**
+   * Records that the kernel now holds one more reference to the object `ino` under
+   * parent/name. An existing inode with that number is reused, so hard links share one.
+   */
+  remember(parent: Inode<D>, name: string, ino: bigint, mode: number, data: () => D): Inode<D> {
+    const type = mode & 0o170000;
+    let node = this.byIno.get(ino);
+    if (node && node.type !== type) {
+      // The number was freed and reused for another object: the old inode lives on only
+      // until the kernel forgets it.
+      this.byIno.delete(ino);
+      node = undefined;
+    }
+    if (!node) {
+      node = new Inode<D>(this.nextId++, ino, type, data());
+      this.byId.set(node.nodeid, node);
+      this.byIno.set(ino, node);
+    }
+    node.lookups++;
+    node.addLink(parent, name);
+    return node;
+  }
+
+  /** Counts one more kernel reference to a known inode (lookup of "." or ".."). */
+  ref(node: Inode<D>): Inode<D> {
+    node.lookups++;
+    return node;
+  }
+
+  /** Drops n references; returns the inode when the kernel no longer knows it. */
+  forget(nodeid: number, n: number): Inode<D> | undefined {
+    const node = this.byId.get(nodeid);
+    if (!node || node.isRoot) return undefined;
+    node.lookups -= n;
+    if (node.lookups > 0) return undefined;
+    this.byId.delete(nodeid);
+    if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
+    for (const l of [...node.links]) node.removeLink(l.parent, l.name);
+    return node;
+  }
+
+  /** The name parent/name is gone (unlink, rmdir). */
+  unlinkName(parent: Inode<D>, name: string): void {
+    parent.children.get(name)?.removeLink(parent, name);
+  }
+
+  /** Moves or swaps names after a successful rename. */
+  rename(oldParent: Inode<D>, oldName: string, newParent: Inode<D>, newName: string, exchange: boolean): void {
+    const moved = oldParent.children.get(oldName);
+    const target = newParent.children.get(newName);
+    moved?.removeLink(oldParent, oldName);
+    target?.removeLink(newParent, newName);
+    moved?.addLink(newParent, newName);
+    if (exchange) target?.addLink(oldParent, oldName);
+  }
+}

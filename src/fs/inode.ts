@@ -1,0 +1,72 @@
+// One object the kernel knows by nodeid. It carries the names it is known under (its
+// directory entries), so a filesystem can ask for its path; hard links give one inode
+// several entries.
+
+import { fsError } from '../fuse/errors.js';
+
+export interface Link<D> {
+  parent: Inode<D>;
+  name: string;
+}
+
+export class Inode<D = unknown> {
+  /** How many LOOKUP replies the kernel holds for this nodeid (FORGET gives them back). */
+  lookups = 0;
+  /** Children the kernel has looked up, by name. */
+  readonly children = new Map<string, Inode<D>>();
+  /** The names this inode is reachable by; links[0] is the one path() uses. */
+  readonly links: Array<Link<D>> = [];
+
+  constructor(
+    readonly nodeid: number,
+    /** st_ino reported to the kernel and the key that makes hard links one inode. */
+    readonly ino: bigint,
+    /** S_IFMT bits: the type never changes for one inode. */
+    readonly type: number,
+    /** The filesystem's own state for this inode. */
+    public data: D,
+  ) {}
+
+  get isRoot(): boolean {
+    return this.nodeid === 1;
+  }
+
+  /** Path relative to the filesystem root ('' for the root itself, 'a/b' below it). */
+  path(): string {
+    if (this.isRoot) return '';
+    const names: string[] = [];
+    let n: Inode<D> = this;
+    while (!n.isRoot) {
+      const l = n.links[0];
+      // Unlinked while still open or known: there is no path any more.
+      if (!l) throw fsError('ESTALE', `inode ${n.nodeid} has no name`);
+      names.push(l.name);
+      n = l.parent;
+    }
+    return names.reverse().join('/');
+  }
+
+  /** Path of a child name of this directory. */
+  childPath(name: string): string {
+    const p = this.path();
+    return p === '' ? name : `${p}/${name}`;
+  }
+
+  parent(): Inode<D> | undefined {
+    return this.links[0]?.parent;
+  }
+
+  addLink(parent: Inode<D>, name: string): void {
+    const old = parent.children.get(name);
+    if (old === this) return;
+    if (old) old.removeLink(parent, name);
+    parent.children.set(name, this);
+    this.links.push({ parent, name });
+  }
+
+  removeLink(parent: Inode<D>, name: string): void {
+    if (parent.children.get(name) === this) parent.children.delete(name);
+    const i = this.links.findIndex((l) => l.parent === parent && l.name === name);
+    if (i >= 0) this.links.splice(i, 1);
+  }
+}

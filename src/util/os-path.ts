@@ -1,0 +1,13 @@
+// Paths inside the filesystem are byte strings held as latin1 JS strings (see fuse/wire.ts).
+// Node's fs takes a string as UTF-8, so anything beyond ASCII goes to it as a Buffer.
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+export function osPath(p: string): string | Buffer {
+  return NON_ASCII.test(p) ? Buffer.from(p, 'latin1') : p;
+}
+
+/** A name read from the OS as latin1 is already a byte string; one read as UTF-8 is not. */
+export function byteString(b: Buffer): string {
+  return b.toString('latin1');
+}
