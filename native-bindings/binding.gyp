@@ -10,7 +10,8 @@
         "src/reader.c",
         "src/syscalls.c",
         "src/xattr.c",
-        "src/copy.c"
+        "src/copy.c",
+        "src/socket.c"
       ],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra"],

@@ -76,6 +76,8 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("ficlone", js_ficlone),
       FN("copyData", js_copy_data),
       FN("capSysAdmin", js_cap_sys_admin),
+      FN("socketpair", js_socketpair),
+      FN("recvFd", js_recv_fd),
   };
   if (napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]),
                              fns) != napi_ok)

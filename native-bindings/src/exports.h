@@ -36,6 +36,9 @@ DECL(js_flistxattr);
 DECL(js_fremovexattr);
 /* copy.c */
 DECL(js_copy_data);
+/* socket.c */
+DECL(js_socketpair);
+DECL(js_recv_fd);
 
 #undef DECL
 

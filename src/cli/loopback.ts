@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { mountpointPath } from '../fuse/mount.js';
 import { LoopbackFs } from '../loopback/loopback.js';
 import { spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, serveOptions, type MountFlags } from './mount-options.js';
@@ -14,7 +15,8 @@ export async function loopbackCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, options: mountOptionSpec, allowPositionals: true });
   const flags = values as MountFlags;
   if (positionals.length !== 2) throw new Error(`usage: ${usage}`);
-  const [src, mnt] = positionals.map((p) => fs.realpathSync(p)) as [string, string];
+  const src = fs.realpathSync(positionals[0]!);
+  const mnt = mountpointPath(positionals[1]!);
   if (!fs.statSync(src).isDirectory()) throw new Error(`${src}: not a directory`);
   if (!flags.foreground) {
     const pid = await spawnDaemon(['loopback', ...childArgs(argv)], flags['log-file']);

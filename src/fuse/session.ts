@@ -72,6 +72,11 @@ export interface SessionOptions {
   locks?: boolean;
   /** Let the kernel drop cached pages when a file's mtime or size changes (loopback). */
   autoInvalData?: boolean;
+  /**
+   * Microseconds to keep reading the device after a batch before sleeping (default 50).
+   * A sleep and wake-up per request costs more than the request on a VM; see reader.c.
+   */
+  spinMicros?: number;
 }
 
 /** What INIT settled on; fixed for the life of the connection. */
@@ -117,7 +122,7 @@ export class Session {
         return;
       }
       for (const buf of batch) this.dispatch(buf);
-    });
+    }, this.opts.spinMicros ?? 50);
   }
 
   /** Resolves once INIT has been answered: from then on the mount answers requests. */

@@ -60,7 +60,11 @@ export interface NativeBinding {
   openDevice(): number;
   mount(fd: number, target: NativePath, opts: MountOptions): void;
   umount(target: NativePath, flags: number): void;
-  startReader(fd: number, bufSize: number, onBatch: BatchCallback): ReaderHandle;
+  /**
+   * spinMicros: after a batch, keep reading for this long (extended while requests keep
+   * arriving, at most 2 ms per wake-up) before sleeping in epoll again.
+   */
+  startReader(fd: number, bufSize: number, onBatch: BatchCallback, spinMicros?: number): ReaderHandle;
   writev(fd: number, bufs: readonly Uint8Array[]): number;
   backingOpen(fd: number, backingFd: number): number;
   backingClose(fd: number, backingId: number): void;
@@ -92,6 +96,15 @@ export interface NativeBinding {
   ficlone(destFd: number, srcFd: number): void;
   copyData(srcFd: number, dstFd: number): Promise<CopyResult>;
   capSysAdmin(): boolean;
+
+  // fd passing (fusermount3's protocol)
+  /** AF_UNIX SOCK_STREAM pair, both ends close-on-exec (spawn's stdio mapping still hands one to a child). */
+  socketpair(): [number, number];
+  /**
+   * Receives one fd sent with SCM_RIGHTS; it comes back close-on-exec, and non-blocking if
+   * `nonBlock`. Blocks until a message or EOF. No fd in the message (or EOF) throws EPROTO.
+   */
+  recvFd(sockFd: number, nonBlock?: boolean): number;
 
   // constants
   readonly MNT_FORCE: number;

@@ -1,0 +1,120 @@
+// Mount lifecycle through the real CLI: background mounts return only once the mount
+// answers; umount, SIGTERM and SIGINT unmount and end the daemon; a mount left by a killed
+// daemon is detected and cleared by the next mount; bad mount points fail clearly.
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { STRATA, alive, isMounted, mountWith, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
+
+describe('mount lifecycle', () => {
+  let base = '';
+  let src = '';
+  let mnt = '';
+  const mounts: Mounted[] = [];
+
+  beforeEach(() => {
+    base = tmpdir('life');
+    src = path.join(base, 'src');
+    mnt = path.join(base, 'mnt');
+    fs.mkdirSync(src);
+    fs.mkdirSync(mnt);
+    fs.writeFileSync(path.join(src, 'f'), 'content');
+  });
+
+  afterEach(async () => {
+    for (const m of mounts.splice(0)) await m.cleanup();
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it('a background mount answers as soon as the command returns', () => {
+    const m = mountWith(['loopback', src], mnt);
+    mounts.push(m);
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
+    const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === mnt)!;
+    expect(line).toContain(' - fuse.stratafs-loopback ');
+    expect(alive(m.pid)).toBe(true);
+  });
+
+  it('strata umount unmounts and the daemon exits', async () => {
+    const m = mountWith(['loopback', src], mnt);
+    mounts.push(m);
+    const r = spawnSync(STRATA, ['umount', mnt], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(isMounted(mnt)).toBe(false);
+    await waitFor(() => !alive(m.pid), 5000, 'daemon exit');
+  });
+
+  it('a busy mount is refused with a hint, and --lazy detaches it', async () => {
+    const m = mountWith(['loopback', src], mnt);
+    mounts.push(m);
+    const holder = spawn('sleep', ['30'], { cwd: mnt, stdio: 'ignore' });
+    try {
+      await waitFor(() => fs.existsSync(`/proc/${holder.pid}/cwd`), 2000, 'holder');
+      const busy = spawnSync(STRATA, ['umount', mnt], { encoding: 'utf8' });
+      expect(busy.status).toBe(1);
+      expect(busy.stderr).toMatch(/busy.*--lazy/);
+      expect(spawnSync(STRATA, ['umount', '--lazy', mnt]).status).toBe(0);
+      expect(isMounted(mnt)).toBe(false);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    await waitFor(() => !alive(m.pid), 5000, 'daemon exit');
+  });
+
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s to a foreground daemon unmounts and exits 0', async (sig) => {
+    const child = spawn(STRATA, ['loopback', '-f', src, mnt], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => isMounted(mnt) && fs.existsSync(path.join(mnt, 'f')), 10000, 'mount');
+      child.kill(sig);
+      expect(await exited).toBe(0);
+      expect(isMounted(mnt)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('a mount left by a killed daemon reports ENOTCONN and is cleared by the next mount', async () => {
+    const first = mountWith(['loopback', src], mnt);
+    mounts.push(first);
+    process.kill(first.pid, 'SIGKILL');
+    await waitFor(() => !alive(first.pid), 5000, 'daemon death');
+    let code = '';
+    try {
+      fs.statSync(mnt);
+    } catch (e) {
+      code = (e as NodeJS.ErrnoException).code!;
+    }
+    expect(code).toBe('ENOTCONN');
+    const second = mountWith(['loopback', src], mnt, { STRATAFS_LOG: 'info' });
+    mounts.push(second);
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
+    expect(fs.readFileSync(second.log, 'utf8')).toContain('cleared a stale FUSE mount');
+    const entries = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === mnt);
+    expect(entries).toHaveLength(1);
+  });
+
+  it('bad mount points and sources fail with a message naming the path', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['loopback', src, path.join(base, 'missing')], /missing/],
+      [['loopback', src, path.join(src, 'f')], /not a directory/],
+      [['loopback', path.join(base, 'nosrc'), mnt], /nosrc/],
+      [['umount', mnt], /not mounted/],
+      [['frobnicate'], /unknown command/],
+    ];
+    for (const [args, re] of cases) {
+      const r = spawnSync(STRATA, args, { encoding: 'utf8' });
+      expect(r.status, args.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(re);
+    }
+    expect(isMounted(mnt)).toBe(false);
+  });
+
+  it('--version answers (container tools call it)', () => {
+    const r = spawnSync(STRATA, ['--version'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^strata version \d+\.\d+\.\d+/);
+  });
+});
