@@ -16,9 +16,13 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+export function syncAll(): void {
+  execFileSync('sync');
+}
+
 /** Drops the page, dentry and inode caches (root only), so the next pass reads from disk. */
 export function dropCaches(): void {
-  execFileSync('sync');
+  syncAll();
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
 }
 

@@ -2,14 +2,14 @@
 // and its lookup counts, open files and directories, passthrough backing ids, and turns
 // answers into reply bodies. Everything FUSE-specific that is not per-filesystem lives here.
 
-import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, RELEASE_FLUSH } from '../fuse/abi.js';
+import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, OPEN_KILL_SUIDGID, RELEASE_FLUSH, WRITE_KILL_SUIDGID } from '../fuse/abi.js';
 import { errnoOf, errnoNumber, fsError } from '../fuse/errors.js';
 import * as out from '../fuse/replies.js';
 import type * as R from '../fuse/requests.js';
 import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
 import { log } from '../util/log.js';
 import { checkAccess } from './access.js';
-import type { Attr, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
+import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
 import type { Inode } from './inode.js';
 import { InodeTable } from './inode-table.js';
 import { BackingTable, HandleTable, type OpenDir, type OpenFile } from './open-files.js';
@@ -25,7 +25,8 @@ const ENOENT = errnoNumber('ENOENT');
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
-function then<T, U>(v: MaybeAsync<T>, f: (t: T) => U): MaybeAsync<U> {
+/** Chains without allocating a Promise when the first step answered synchronously. */
+function then<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
 
@@ -33,6 +34,21 @@ function need<T>(m: T | undefined): T {
   if (m === undefined) throw fsError('ENOSYS');
   return m;
 }
+
+/**
+ * The mode after a write or truncate by a caller without CAP_FSETID, as the VFS decides it
+ * (setattr_should_drop_sgid): setuid goes; setgid goes when group-execute is set, or when
+ * the caller is not in the file's group (FUSE tells us only the primary group).
+ * undefined when nothing changes.
+ */
+function killSuidgid(mode: number, fileGid: number, ctx: Context): number | undefined {
+  let m = mode & ~0o4000;
+  if (mode & 0o010 || ctx.gid !== fileGid) m &= ~0o2000;
+  return m === mode ? undefined : m & 0o7777;
+}
+
+/** Files with set-id bits: see opened(). */
+const SETID = 0o6000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
@@ -150,7 +166,14 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
-    return then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+    const apply = (): MaybeAsync<ReplyBody> => then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+    if (v & FATTR_KILL_SUIDGID) {
+      return then(this.fs.getattr(ctx, node, fh), (a) => {
+        s.mode = killSuidgid(s.mode ?? a.mode, s.gid ?? a.gid, ctx) ?? s.mode;
+        return apply();
+      });
+    }
+    return apply();
   }
 
   readlink(ctx: RequestContext): MaybeAsync<ReplyBody> {
@@ -196,15 +219,35 @@ export class Bridge<D, H> implements RawFileSystem {
     );
   }
 
+  /** Drops set-id bits after a write or O_TRUNC open by a caller without CAP_FSETID. */
+  private dropSuidgid(ctx: RequestContext, node: Inode<D>, fh: H | undefined): MaybeAsync<void> {
+    return then(this.fs.getattr(ctx, node, fh), (a) => {
+      const mode = killSuidgid(a.mode, a.gid, ctx);
+      if (mode !== undefined) return then(need(this.fs.setattr).call(this.fs, ctx, node, { mode }, fh), () => undefined);
+    });
+  }
+
+  /**
+   * Whether an open may go through passthrough. Not for files with set-id bits: the kernel
+   * writes a backing file with the daemon's credentials, which keep those bits on a write
+   * by another user; through the daemon, WRITE_KILL_SUIDGID drops them as the VFS would.
+   */
+  private passthroughAllowed(ctx: RequestContext, node: Inode<D>, r: OpenResult<H>): MaybeAsync<boolean> {
+    if (!this.passthrough || r.backingFd === undefined || r.directIo) return false;
+    return then(this.fs.getattr(ctx, node, r.handle), (a) => (a.mode & SETID) === 0);
+  }
+
   /** Records an open file and decides between passthrough, page cache and direct I/O. */
-  private opened(node: Inode<D>, r: OpenResult<H>, flags: number): { fh: number; openFlags: number; backingId: number } {
+  private opened(node: Inode<D>, r: OpenResult<H>, flags: number, allowPassthrough: boolean): { fh: number; openFlags: number; backingId: number } {
     let openFlags = 0;
     if (r.keepCache) openFlags |= FOPEN_KEEP_CACHE;
     if (r.directIo) openFlags |= FOPEN_DIRECT_IO;
     if (r.nonSeekable) openFlags |= FOPEN_NONSEEKABLE;
+    // Nothing to do at close: spare the kernel a FLUSH round trip per close().
+    if (!this.fs.flush) openFlags |= FOPEN_NOFLUSH;
     let backingId = 0;
     let backing = false;
-    if (this.passthrough && this.backing && r.backingFd !== undefined && !r.directIo) {
+    if (allowPassthrough && this.backing && r.backingFd !== undefined) {
       const needWrite = (flags & O_ACCMODE) !== O_RDONLY;
       let id: number | undefined;
       try {
@@ -230,8 +273,13 @@ export class Bridge<D, H> implements RawFileSystem {
   open(ctx: RequestContext, b: R.OpenIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     return then(need(this.fs.open).call(this.fs, ctx, node, b.flags), (r) => {
-      const o = this.opened(node, r, b.flags);
-      return out.openOut(o.fh, o.openFlags, o.backingId);
+      const kill = b.openFlags & OPEN_KILL_SUIDGID ? this.dropSuidgid(ctx, node, r.handle) : undefined;
+      return then(kill, () =>
+        then(this.passthroughAllowed(ctx, node, r), (pt) => {
+          const o = this.opened(node, r, b.flags, pt);
+          return out.openOut(o.fh, o.openFlags, o.backingId);
+        }),
+      );
     });
   }
 
@@ -239,7 +287,8 @@ export class Bridge<D, H> implements RawFileSystem {
     const parent = this.table.get(ctx.nodeid);
     return then(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
       const e = this.entryOut(parent, b.name, r.entry);
-      const o = this.opened(this.table.get(e.nodeid), r.open, b.flags);
+      const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
+      const o = this.opened(this.table.get(e.nodeid), r.open, b.flags, pt);
       return out.createOut(e, o.fh, o.openFlags, o.backingId);
     });
   }
@@ -251,7 +300,9 @@ export class Bridge<D, H> implements RawFileSystem {
 
   write(ctx: RequestContext, b: R.WriteIn): MaybeAsync<ReplyBody> {
     const f = this.fileOf(b.fh);
-    return then(need(this.fs.write).call(this.fs, ctx, f.node, f.handle, b.offset, b.data), (n) => out.writeOut(n));
+    return then(need(this.fs.write).call(this.fs, ctx, f.node, f.handle, b.offset, b.data), (n) =>
+      b.writeFlags & WRITE_KILL_SUIDGID ? then(this.dropSuidgid(ctx, f.node, f.handle), () => out.writeOut(n)) : out.writeOut(n),
+    );
   }
 
   flush(ctx: RequestContext, b: R.FlushIn): MaybeAsync<ReplyBody> {
@@ -264,7 +315,7 @@ export class Bridge<D, H> implements RawFileSystem {
     if (!f) return;
     if (f.backing) this.backing?.release(f.node.nodeid);
     const flush = b.releaseFlags & RELEASE_FLUSH && this.fs.flush ? this.fs.flush(ctx, f.node, f.handle) : undefined;
-    return then(flush, () => this.fs.release?.(ctx, f.node, f.handle)) as MaybeAsync<ReplyBody>;
+    return then(flush, () => this.fs.release?.(ctx, f.node, f.handle));
   }
 
   fsync(ctx: RequestContext, b: R.FsyncIn): MaybeAsync<ReplyBody> {

@@ -77,6 +77,7 @@ export const InitFlag = {
   WRITEBACK_CACHE: 1n << 16n,
   PARALLEL_DIROPS: 1n << 18n,
   HANDLE_KILLPRIV: 1n << 19n,
+  HANDLE_KILLPRIV_V2: 1n << 28n,
   POSIX_ACL: 1n << 20n,
   ABORT_ERROR: 1n << 21n,
   MAX_PAGES: 1n << 22n,
@@ -96,6 +97,7 @@ export const FOPEN_DIRECT_IO = 1 << 0;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 export const FOPEN_NONSEEKABLE = 1 << 2;
 export const FOPEN_CACHE_DIR = 1 << 3;
+/** No FLUSH on close: for filesystems with nothing to do at close. */
 export const FOPEN_NOFLUSH = 1 << 5;
 export const FOPEN_PASSTHROUGH = 1 << 7;
 
@@ -118,6 +120,10 @@ export const RELEASE_FLUSH = 1 << 0;
 export const FSYNC_FDATASYNC = 1 << 0;
 export const LK_FLOCK = 1 << 0;
 export const WRITE_CACHE = 1 << 0;
+/** With HANDLE_KILLPRIV_V2: the writer lacks CAP_FSETID, the fs must drop set-id bits. */
+export const WRITE_KILL_SUIDGID = 1 << 2;
+/** fuse_open_in.open_flags: O_TRUNC open by a writer without CAP_FSETID. */
+export const OPEN_KILL_SUIDGID = 1 << 0;
 
 export const enum NotifyCode {
   POLL = 1,

@@ -328,6 +328,9 @@ export class Session {
       InitFlag.ABORT_ERROR |
       InitFlag.MAX_PAGES |
       InitFlag.CACHE_SYMLINKS |
+      // We strip set-id bits ourselves (the bridge), so the kernel may cache that a file
+      // has none (SB_NOSEC) instead of asking for security.capability before every write.
+      InitFlag.HANDLE_KILLPRIV_V2 |
       InitFlag.INIT_EXT;
     if (this.opts.autoInvalData) want |= InitFlag.AUTO_INVAL_DATA;
     if (this.opts.locks) want |= InitFlag.POSIX_LOCKS | InitFlag.FLOCK_LOCKS;

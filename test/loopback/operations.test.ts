@@ -244,6 +244,21 @@ const operations: Array<[string, (r: string) => unknown]> = [
     runAs(1000, 1000, `echo hi > '${r}/shared/by-1000' && mkdir '${r}/shared/dir-1000' && ln -s x '${r}/shared/ln-1000' && mkfifo '${r}/shared/fifo-1000' && touch '${r}/setgid/in-setgid'`);
     return ['by-1000', 'dir-1000', 'ln-1000', 'fifo-1000'].map((n) => statOf(`${r}/shared/${n}`)).concat([statOf(`${r}/setgid/in-setgid`)]);
   }],
+  ['writes, O_TRUNC and truncate by another user drop set-id bits; root keeps them', (r) => {
+    const mk = (n: string, mode: number) => {
+      fs.writeFileSync(`${r}/shared/${n}`, 'abc');
+      fs.chmodSync(`${r}/shared/${n}`, mode);
+      return `${r}/shared/${n}`;
+    };
+    const w = mk('suid-w', 0o6777);
+    const g = mk('sgid-noexec', 0o2666);
+    const t = mk('suid-otrunc', 0o4777);
+    const u = mk('suid-truncate', 0o4777);
+    const root = mk('suid-root', 0o4755);
+    runAs(1000, 1000, `echo more >> '${w}' && echo more >> '${g}' && : > '${t}' && truncate -s 1 '${u}'`);
+    fs.appendFileSync(root, 'by root');
+    return [w, g, t, u, root].map((p) => [statOf(p).mode & 0o7777, statOf(p).size]);
+  }],
   ['another user is refused what the mode bits forbid', (r) => {
     fs.writeFileSync(`${r}/private`, 'secret');
     fs.chmodSync(`${r}/private`, 0o600);
