@@ -88,6 +88,16 @@ export interface Negotiated {
   readdirplus: boolean;
 }
 
+/** Replies up to this size are sent as one buffer (see reply()). */
+const SMALL_REPLY = 4096;
+
+/** fuse_out_header: total length, -errno (0 for success), the request's unique. */
+function header(b: Buffer, len: number, unique: number, error = 0): void {
+  b.writeUInt32LE(len, 0);
+  b.writeInt32LE(error, 4);
+  putU64(b, 8, unique);
+}
+
 /** FORGET, BATCH_FORGET and INTERRUPT are never answered. */
 const NO_REPLY: unique symbol = Symbol('no reply');
 const ENOSYS = errnoNumber('ENOSYS');
@@ -382,21 +392,27 @@ export class Session {
 
   private replyError(unique: number, errno: number): void {
     const h = Buffer.allocUnsafe(SIZE.outHeader);
-    h.writeUInt32LE(SIZE.outHeader, 0);
-    h.writeInt32LE(-errno, 4);
-    putU64(h, 8, unique);
+    header(h, SIZE.outHeader, unique, -errno);
     this.write([h]);
   }
 
   private reply(unique: number, body: ReplyBody): void {
+    if (body instanceof Buffer && body.length <= SMALL_REPLY) {
+      // Metadata replies are small: one copy into a single buffer is cheaper than handing
+      // the addon two buffers to gather.
+      const b = Buffer.allocUnsafe(SIZE.outHeader + body.length);
+      header(b, b.length, unique);
+      body.copy(b, SIZE.outHeader);
+      this.write([b]);
+      return;
+    }
     const parts = body === undefined ? [] : Array.isArray(body) ? body : [body];
     let len = SIZE.outHeader;
     for (const p of parts) len += p.length;
     const h = Buffer.allocUnsafe(SIZE.outHeader);
-    h.writeUInt32LE(len, 0);
-    h.writeInt32LE(0, 4);
-    putU64(h, 8, unique);
-    this.write([h, ...parts]);
+    header(h, len, unique);
+    parts.unshift(h);
+    this.write(parts);
   }
 
   private write(parts: Buffer[]): void {

@@ -2,6 +2,7 @@
 // on an identical copy of the source: results, errno values, and the resulting trees
 // (content, mode, owner, nanosecond times, xattrs, link counts). Run with passthrough on
 // and off, so both data paths are covered.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -27,6 +28,15 @@ function seed(root: string): void {
   for (let i = 0; i < 1500; i++) fs.writeFileSync(path.join(many, `entry-with-a-longish-name-${i}`), String(i));
   native.utimens(root, 1600000000, 1, 1600000000, 2, true);
 }
+
+/** Holds a POSIX lock, asks a second process for a conflicting one; prints its errno. */
+const POSIX_LOCK_PROBE = `
+import fcntl, subprocess, sys
+f = open(sys.argv[1], 'r+')
+fcntl.lockf(f, fcntl.LOCK_EX)
+probe = "import fcntl, sys\\nf = open(sys.argv[1], 'r+')\\ntry:\\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); print(0)\\nexcept OSError as e:\\n    print(e.errno)"
+print(subprocess.run([sys.executable, '-c', probe, sys.argv[1]], capture_output=True, text=True).stdout.strip())
+`;
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const statOf = (p: string) => {
@@ -258,6 +268,12 @@ const operations: Array<[string, (r: string) => unknown]> = [
     runAs(1000, 1000, `echo more >> '${w}' && echo more >> '${g}' && : > '${t}' && truncate -s 1 '${u}'`);
     fs.appendFileSync(root, 'by root');
     return [w, g, t, u, root].map((p) => [statOf(p).mode & 0o7777, statOf(p).size]);
+  }],
+  ['flock and POSIX record locks conflict between processes', (r) => {
+    fs.writeFileSync(`${r}/lockme`, 'x');
+    const flock = execFileSync('sh', ['-c', `flock '${r}/lockme' sleep 1 & sleep 0.3; flock -n '${r}/lockme' true; echo $?; wait`], { encoding: 'utf8' }).trim();
+    const posix = execFileSync('python3', ['-c', POSIX_LOCK_PROBE, `${r}/lockme`], { encoding: 'utf8' }).trim();
+    return [flock, posix];
   }],
   ['another user is refused what the mode bits forbid', (r) => {
     fs.writeFileSync(`${r}/private`, 'secret');
