@@ -3,11 +3,13 @@
 import { log } from '../util/log.js';
 import { demoCommand } from './demo.js';
 import { loopbackCommand, usage as loopbackUsage } from './loopback.js';
+import { mountCommand, usage as mountUsage } from './mount.js';
 import { umountCommand } from './umount.js';
 import { version } from './version.js';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   loopback: loopbackCommand,
+  mount: mountCommand,
   umount: umountCommand,
   demo: demoCommand,
 };
@@ -15,6 +17,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
 const help = `strata ${version} — a union filesystem for container images, over FUSE
 
 Commands:
+  ${mountUsage}
+      mount the union of read-only layers (leftmost = top) and a writable upper dir
   ${loopbackUsage}
       mirror SRC at MNT through stratafs's FUSE layer (the reference filesystem)
   strata umount [-l] MNT

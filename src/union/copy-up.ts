@@ -1,0 +1,183 @@
+// Copy-up: bringing a lower object into the upper dir before it changes. Everything is
+// built under the work dir and renamed into place, so a crash never leaves a half-copied
+// object visible; file data is copied off the event loop (the addon's copyData: FICLONE,
+// else copy_file_range over the data segments only, so holes stay holes) and fsynced.
+// Parents are copied up first, with their own mode, owner, times and xattrs.
+
+import * as fs from 'node:fs';
+import type { BigIntStats } from 'node:fs';
+import type { Inode } from '../fs/inode.js';
+import { fsyncFd, type HostPath } from '../host/files.js';
+import { native } from '../native/binding.js';
+import { osPath } from '../util/os-path.js';
+import { isPrivateXattr, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO } from './markers.js';
+import type { UNode } from './node.js';
+import type { LayerStack } from './stack.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const NS = 1_000_000_000n;
+
+function splitNs(ns: bigint): [number, number] {
+  return [Number(ns / NS), Number(ns % NS)];
+}
+
+/** User-visible xattrs of src onto dst (ours, trusted.overlay.*, are not carried over). */
+function copyXattrs(src: HostPath, dstFd: number | undefined, dst: HostPath): void {
+  let names: string[];
+  try {
+    names = native.llistxattr(src);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (isPrivateXattr(n)) continue;
+    const v = native.lgetxattr(src, n);
+    if (dstFd !== undefined) native.fsetxattr(dstFd, n, v, 0);
+    else native.lsetxattr(dst, n, v, 0);
+  }
+}
+
+/** Owner, mode (after chown, which clears set-id bits), times, in that order. */
+function copyMeta(st: BigIntStats, fd: number | undefined, p: HostPath): void {
+  const [as, an] = splitNs(st.atimeNs);
+  const [ms, mn] = splitNs(st.mtimeNs);
+  const mode = Number(st.mode);
+  if (fd !== undefined) {
+    fs.fchownSync(fd, Number(st.uid), Number(st.gid));
+    fs.fchmodSync(fd, mode & 0o7777);
+    native.futimens(fd, as, an, ms, mn);
+  } else {
+    native.lchown(p, Number(st.uid), Number(st.gid));
+    if ((mode & S_IFMT) !== S_IFLNK) fs.chmodSync(p, mode & 0o7777);
+    native.utimens(p, as, an, ms, mn, true);
+  }
+}
+
+export class CopyUp {
+  /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
+  private readonly running = new Map<number, Promise<void>>();
+
+  constructor(private readonly stack: LayerStack) {}
+
+  /** Makes sure a directory exists in the upper dir, copying up its parents first. Synchronous: no data. */
+  dir(node: Inode<UNode>): void {
+    if (node.data.upper) return;
+    const parent = node.parent();
+    if (parent) this.dir(parent);
+    const src = this.stack.lowerPath(node.data.lowers[0]!);
+    const st = fs.lstatSync(src, { bigint: true });
+    const tmp = this.stack.tmpName();
+    fs.mkdirSync(tmp, 0o700);
+    try {
+      copyXattrs(src, undefined, tmp);
+      this.setOrigin(tmp, st);
+      copyMeta(st, undefined, tmp);
+      fs.renameSync(tmp, this.stack.upperPathString(node.path()));
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+    node.data.upper = true;
+  }
+
+  private setOrigin(p: HostPath, st: BigIntStats): void {
+    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      setOriginIno(fd, this.stack.unionIno(st.dev, st.ino));
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /**
+   * Brings a non-directory into the upper dir. `metaOnly` copies a regular file's metadata
+   * alone (overlayfs's metacopy): the upper file is sparse at the right size and marked,
+   * and its data keeps coming from below until it is written.
+   */
+  file(node: Inode<UNode>, metaOnly: boolean): Promise<void> | void {
+    const d = node.data;
+    if (d.upper && (!d.metacopy || metaOnly)) return;
+    const busy = this.running.get(node.nodeid);
+    if (busy) return busy.then(() => this.file(node, metaOnly));
+    const parent = node.parent();
+    if (parent) this.dir(parent);
+    const p = this.doFile(node, metaOnly).finally(() => this.running.delete(node.nodeid));
+    this.running.set(node.nodeid, p);
+    return p;
+  }
+
+  private async doFile(node: Inode<UNode>, metaOnly: boolean): Promise<void> {
+    const d = node.data;
+    const dataRef = d.lowers[0]!;
+    const dataPath = this.stack.lowerPath(dataRef);
+    const dataSt = fs.lstatSync(dataPath, { bigint: true });
+    const rel = node.path();
+    const target = this.stack.upperPathString(rel);
+    // A metacopy going to full data keeps the metadata it has in the upper dir by now.
+    const metaSrc = d.upper ? osPath(target) : dataPath;
+    const metaSt = d.upper ? fs.lstatSync(metaSrc, { bigint: true }) : dataSt;
+    const type = Number(dataSt.mode) & S_IFMT;
+    const tmp = this.stack.tmpName();
+    try {
+      if (type === S_IFREG) {
+        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        try {
+          if (metaOnly) {
+            fs.ftruncateSync(fd, Number(dataSt.size));
+            native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
+          } else {
+            const src = fs.openSync(dataPath, fs.constants.O_RDONLY);
+            try {
+              await native.copyData(src, fd);
+            } finally {
+              fs.closeSync(src);
+            }
+          }
+          copyXattrs(metaSrc, fd, tmp);
+          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
+          copyMeta(metaSt, fd, tmp);
+          await fsyncFd(fd, false);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } else if (type === S_IFLNK) {
+        fs.symlinkSync(fs.readlinkSync(dataPath, { encoding: 'buffer' }), tmp);
+        copyXattrs(metaSrc, undefined, tmp);
+        copyMeta(metaSt, undefined, tmp);
+      } else {
+        // fifo, socket, device: the node itself is all there is to copy.
+        const rdev = Number(dataSt.rdev);
+        native.mknod(tmp, Number(dataSt.mode), ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), (rdev & 0xff) | ((rdev >>> 12) & ~0xff));
+        copyXattrs(metaSrc, undefined, tmp);
+        this.setOrigin(tmp, dataSt);
+        copyMeta(metaSt, undefined, tmp);
+      }
+      fs.renameSync(tmp, osPath(target));
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    d.upper = true;
+    d.metacopy = metaOnly && type === S_IFREG;
+    if (!d.metacopy) d.lowers = [];
+  }
+}
+
+/** The origin inode number to record: kept from an earlier copy-up when there was one. */
+function inoBytes(lowerIno: bigint, metaSrc: HostPath, wasUpper: boolean): Buffer {
+  const b = Buffer.alloc(8);
+  if (wasUpper) {
+    try {
+      return native.lgetxattr(metaSrc, XATTR_ORIGIN_INO);
+    } catch {
+      // fall through: no record yet
+    }
+  }
+  b.writeBigUInt64LE(lowerIno);
+  return b;
+}
+
+export { S_IFDIR };

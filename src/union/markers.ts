@@ -1,0 +1,89 @@
+// The on-disk records a union needs beyond plain files, in the two formats we read:
+//  - overlay (the kernel's, and what we write): whiteout = char device 0/0;
+//    opaque dir = xattr trusted.overlay.opaque="y" (or user.overlay.opaque for
+//    unprivileged overlays); renamed dir = trusted.overlay.redirect; metadata-only
+//    copy-up = trusted.overlay.metacopy.
+//  - OCI layer tars extracted as-is: `.wh.NAME` hides NAME below, `.wh..wh..opq` makes
+//    its directory opaque.
+// Writing the overlay format lets the kernel's overlayfs mount our upper dirs too.
+
+import type { BigIntStats } from 'node:fs';
+import * as fs from 'node:fs';
+import { native } from '../native/binding.js';
+import type { HostPath } from '../host/files.js';
+
+export const XATTR_OPAQUE = 'trusted.overlay.opaque';
+export const XATTR_USER_OPAQUE = 'user.overlay.opaque';
+export const XATTR_REDIRECT = 'trusted.overlay.redirect';
+export const XATTR_METACOPY = 'trusted.overlay.metacopy';
+/** Our own record: the st_ino an object had before copy-up, so its inode number stays. */
+export const XATTR_ORIGIN_INO = 'trusted.stratafs.ino';
+
+export const OCI_WHITEOUT_PREFIX = '.wh.';
+export const OCI_OPAQUE = '.wh..wh..opq';
+
+const S_IFMT = 0o170000;
+const S_IFCHR = 0o020000;
+
+/** Private records never shown through the mount, and never settable through it. */
+export function isPrivateXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('trusted.stratafs.');
+}
+
+export function isWhiteout(st: BigIntStats): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
+}
+
+function xattr(p: HostPath, name: string): Buffer | undefined {
+  try {
+    return native.lgetxattr(p, name);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
+    throw e;
+  }
+}
+
+/** An opaque directory hides everything below it in lower layers. */
+export function isOpaqueDir(dir: HostPath, dirString: string): boolean {
+  const v = xattr(dir, XATTR_OPAQUE) ?? xattr(dir, XATTR_USER_OPAQUE);
+  if (v && v.toString() === 'y') return true;
+  return fs.existsSync(typeof dir === 'string' ? `${dir}/${OCI_OPAQUE}` : Buffer.from(`${dirString}/${OCI_OPAQUE}`, 'latin1'));
+}
+
+/** The redirect of a renamed directory: an absolute union path ('/a/b') or a sibling name. */
+export function redirectOf(p: HostPath): string | undefined {
+  return xattr(p, XATTR_REDIRECT)?.toString('latin1');
+}
+
+export function isMetacopy(p: HostPath): boolean {
+  return xattr(p, XATTR_METACOPY) !== undefined;
+}
+
+export function originIno(p: HostPath): bigint | undefined {
+  const v = xattr(p, XATTR_ORIGIN_INO);
+  return v && v.length === 8 ? v.readBigUInt64LE(0) : undefined;
+}
+
+export function setOriginIno(fd: number, ino: bigint): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(ino);
+  native.fsetxattr(fd, XATTR_ORIGIN_INO, b, 0);
+}
+
+export function makeWhiteout(p: HostPath): void {
+  native.mknod(p, S_IFCHR, 0, 0);
+}
+
+export function setOpaque(p: HostPath): void {
+  native.lsetxattr(p, XATTR_OPAQUE, Buffer.from('y'), 0);
+}
+
+export function setRedirect(p: HostPath, target: string): void {
+  native.lsetxattr(p, XATTR_REDIRECT, Buffer.from(target, 'latin1'), 0);
+}
+
+/** `.wh.NAME` entries are markers, never names of the union. */
+export function isOciMarker(name: string): boolean {
+  return name.startsWith(OCI_WHITEOUT_PREFIX);
+}

@@ -1,0 +1,16 @@
+// What the union knows about one inode: where it lives now.
+
+import type { LowerRef } from './stack.js';
+
+export interface UNode {
+  /** The object exists in the upper dir, at its union path. */
+  upper: boolean;
+  /** A regular file copied up for metadata only: its data still lives in lowers[0]. */
+  metacopy: boolean;
+  /**
+   * For a directory: the lower directories merged below it, top first (empty when it is
+   * opaque or exists only in the upper dir). For anything else: the lower object that
+   * holds it (or its data, for a metacopy), when there is one.
+   */
+  lowers: LowerRef[];
+}

@@ -1,0 +1,92 @@
+// The layers of one union mount: read-only lowers (top first, as in overlayfs's lowerdir)
+// and an optional writable upper with its work dir on the same filesystem.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { HostPath } from '../host/files.js';
+import { osPath } from '../util/os-path.js';
+
+export interface StackSpec {
+  lowers: string[];
+  upper?: string;
+  work?: string;
+}
+
+/** A directory (or object) inside one lower layer: layer index, path relative to its root. */
+export interface LowerRef {
+  layer: number;
+  path: string;
+}
+
+export class LayerStack {
+  readonly lowers: string[];
+  readonly upper: string | undefined;
+  readonly work: string | undefined;
+  /** Scratch space for copy-up and deletes, inside the work dir (same fs as the upper). */
+  readonly tmp: string | undefined;
+  /** st_dev -> small index, so inode numbers of different filesystems never collide. */
+  private readonly devIndex = new Map<bigint, bigint>();
+
+  constructor(spec: StackSpec) {
+    if (spec.lowers.length === 0) throw new Error('at least one lower layer is needed');
+    this.lowers = spec.lowers.map((l) => path.resolve(l));
+    for (const l of this.lowers) if (!fs.statSync(l).isDirectory()) throw new Error(`${l}: lower layer is not a directory`);
+    if ((spec.upper === undefined) !== (spec.work === undefined)) throw new Error('an upper dir needs a work dir, and a work dir an upper dir');
+    this.upper = spec.upper && path.resolve(spec.upper);
+    this.work = spec.work && path.resolve(spec.work);
+    if (this.upper && this.work) {
+      if (!fs.statSync(this.upper).isDirectory()) throw new Error(`${this.upper}: upper dir is not a directory`);
+      if (fs.statSync(this.upper).dev !== fs.statSync(this.work).dev) throw new Error(`${this.work}: work dir must be on the same filesystem as the upper dir ${this.upper}`);
+      this.tmp = path.join(this.work, 'stratafs');
+      fs.rmSync(this.tmp, { recursive: true, force: true });
+      fs.mkdirSync(this.tmp, { mode: 0o700 });
+    }
+    // The upper's device first: most objects end up there and keep their plain number.
+    for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d, { bigint: true }).dev);
+  }
+
+  get readOnly(): boolean {
+    return this.upper === undefined;
+  }
+
+  lowerPath(ref: LowerRef): HostPath {
+    return osPath(ref.path === '' ? this.lowers[ref.layer]! : `${this.lowers[ref.layer]}/${ref.path}`);
+  }
+
+  lowerPathString(ref: LowerRef): string {
+    return ref.path === '' ? this.lowers[ref.layer]! : `${this.lowers[ref.layer]}/${ref.path}`;
+  }
+
+  upperPath(rel: string): HostPath {
+    return osPath(rel === '' ? this.upper! : `${this.upper}/${rel}`);
+  }
+
+  upperPathString(rel: string): string {
+    return rel === '' ? this.upper! : `${this.upper}/${rel}`;
+  }
+
+  private devTag(dev: bigint): bigint {
+    let t = this.devIndex.get(dev);
+    if (t === undefined) {
+      t = BigInt(this.devIndex.size);
+      this.devIndex.set(dev, t);
+    }
+    return t;
+  }
+
+  /**
+   * The inode number the union reports for a host object: its own st_ino, with the index
+   * of its filesystem in the top 8 bits when the layers span several filesystems (as
+   * overlayfs's xino does). Objects on the first filesystem keep their number unchanged.
+   */
+  unionIno(dev: bigint, ino: bigint): bigint {
+    const t = this.devTag(dev);
+    return t === 0n ? ino : (t << 56n) | (ino & ((1n << 56n) - 1n));
+  }
+
+  /** A fresh name in the scratch dir for a copy-up or a delete in progress. */
+  private seq = 0;
+  tmpName(): string {
+    return `${this.tmp}/${process.pid}-${++this.seq}`;
+  }
+}

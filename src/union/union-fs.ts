@@ -1,0 +1,341 @@
+// The union filesystem: read-only lower layers under one writable upper, overlayfs
+// semantics (docs/union.md lists where we differ on purpose). Lookups go top-down
+// (resolve.ts), listings merge (readdir.ts), the first change to a lower object copies it
+// up (copy-up.ts), deletes leave whiteouts, renamed directories keep finding their lower
+// contents through trusted.overlay.redirect.
+
+import * as fs from 'node:fs';
+import { fsError } from '../fuse/errors.js';
+import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
+import { attrFromStats, decodeDev } from '../fs/attr.js';
+import type { Inode } from '../fs/inode.js';
+import { FdFileOps } from '../host/fd-ops.js';
+import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
+import { native } from '../native/binding.js';
+import { osPath } from '../util/os-path.js';
+import { CopyUp } from './copy-up.js';
+import { isPrivateXattr, isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect } from './markers.js';
+import type { UNode } from './node.js';
+import { mergedEntries } from './readdir.js';
+import { lowerHasName, resolveChild, resolveRoot, type Resolved } from './resolve.js';
+import { LayerStack, type StackSpec } from './stack.js';
+
+const C = fs.constants;
+
+export interface UnionOptions extends StackSpec {
+  passthrough?: boolean;
+  /** Cache timeouts for objects in the upper dir (lower-only objects never change). */
+  upperTimeouts?: Timeouts;
+}
+
+export interface UnionHandle extends FdHandle {
+  /** Opened on the upper copy (writes allowed); otherwise on an immutable lower file. */
+  upper: boolean;
+}
+
+type Node = Inode<UNode>;
+
+/** Lower layers never change, so the kernel may keep what it learned about them. */
+const LOWER_TIMEOUTS: Timeouts = { entry: 86400, attr: 86400 };
+
+function then<T, U>(v: Promise<T> | T, f: (t: T) => U | Promise<U>): U | Promise<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem<UNode, UnionHandle> {
+  readonly stack: LayerStack;
+  private readonly copyUp: CopyUp;
+  private readonly upperTimeouts: Timeouts;
+
+  constructor(private readonly opts: UnionOptions) {
+    super();
+    this.stack = new LayerStack(opts);
+    this.copyUp = new CopyUp(this.stack);
+    this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
+  }
+
+  private writable(): void {
+    if (this.stack.readOnly) throw fsError('EROFS');
+  }
+
+  private upperPath(node: Node): string | Buffer {
+    return this.stack.upperPath(node.path());
+  }
+
+  private childUpper(parent: Node, name: string): string | Buffer {
+    return this.stack.upperPath(parent.childPath(name));
+  }
+
+  /** Where the object's content is read from: the upper copy, or the lower one. */
+  private contentPath(node: Node): string | Buffer {
+    const d = node.data;
+    if (d.upper && !d.metacopy) return this.upperPath(node);
+    if (d.lowers.length > 0) return this.stack.lowerPath(d.lowers[0]!);
+    return this.upperPath(node);
+  }
+
+  /** Where metadata is read from: the upper copy when there is one. */
+  private metaPath(node: Node): string | Buffer {
+    return node.data.upper ? this.upperPath(node) : this.stack.lowerPath(node.data.lowers[0]!);
+  }
+
+  private attrOf(r: Resolved): Attr {
+    const a = attrFromStats(r.st);
+    a.ino = r.ino;
+    if (r.dataSt) a.blocks = Number(r.dataSt.blocks);
+    return a;
+  }
+
+  timeouts(node: Node): Timeouts {
+    return node.data.upper ? this.upperTimeouts : LOWER_TIMEOUTS;
+  }
+
+  root(): { attr: Attr; data: UNode } {
+    const r = resolveRoot(this.stack);
+    return { attr: this.attrOf(r), data: r.data };
+  }
+
+  lookup(_ctx: Context, parent: Node, name: string): Entry<UNode> {
+    const r = resolveChild(this.stack, parent, name);
+    return { attr: this.attrOf(r), data: r.data, timeouts: r.data.upper ? this.upperTimeouts : LOWER_TIMEOUTS };
+  }
+
+  getattr(_ctx: Context, node: Node, fh: UnionHandle | undefined): Attr {
+    const st = fh?.upper ? fs.fstatSync(fh.fd, { bigint: true }) : lstatOrUndefined(this.metaPath(node));
+    if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
+    const a = attrFromStats(st);
+    a.ino = node.ino;
+    if (node.data.metacopy && node.data.lowers[0]) {
+      const dst = lstatOrUndefined(this.stack.lowerPath(node.data.lowers[0]));
+      if (dst) a.blocks = Number(dst.blocks);
+    }
+    return a;
+  }
+
+  setattr(ctx: Context, node: Node, s: SetAttr, fh: UnionHandle | undefined): Promise<Attr> | Attr {
+    this.writable();
+    // A size change needs the data; anything else only the metadata.
+    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, s.size === undefined);
+    return then(up, () => {
+      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, s, fh?.upper ? fh : undefined);
+      return this.getattr(ctx, node, fh);
+    });
+  }
+
+  readlink(_ctx: Context, node: Node): Buffer {
+    return fs.readlinkSync(this.contentPath(node), { encoding: 'buffer' });
+  }
+
+  /**
+   * Creates a new object at parent/name in the upper dir. Where a whiteout stands (the name
+   * was deleted from a lower layer), the object is made in the work dir and swapped in
+   * (RENAME_EXCHANGE), as overlayfs does, so the name is never briefly the lower object;
+   * a directory made there is opaque, so the deleted lower contents stay hidden.
+   */
+  private place(ctx: Context, parent: Node, name: string, mode: number, make: (at: string) => void): Entry<UNode> {
+    this.writable();
+    this.copyUp.dir(parent);
+    const target = this.childUpper(parent, name);
+    const existing = lstatOrUndefined(target);
+    if (existing && isWhiteout(existing)) {
+      const tmp = this.stack.tmpName();
+      make(tmp);
+      try {
+        if ((mode & C.S_IFMT) === C.S_IFDIR) setOpaque(tmp);
+        giveToCaller(ctx, tmp, this.upperPath(parent), mode);
+        native.renameat2(tmp, target, native.RENAME_EXCHANGE);
+      } catch (e) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
+      fs.unlinkSync(tmp);
+    } else {
+      make(typeof target === 'string' ? target : target.toString('latin1'));
+      giveToCaller(ctx, target, this.upperPath(parent), mode);
+    }
+    return this.lookup(ctx, parent, name);
+  }
+
+  mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<UNode> {
+    const { major, minor } = decodeDev(rdev);
+    return this.place(ctx, parent, name, mode, (at) => native.mknod(osPath(at), mode, major, minor));
+  }
+
+  mkdir(ctx: Context, parent: Node, name: string, mode: number): Entry<UNode> {
+    return this.place(ctx, parent, name, C.S_IFDIR | mode, (at) => fs.mkdirSync(osPath(at), mode & 0o7777));
+  }
+
+  symlink(ctx: Context, parent: Node, name: string, target: Buffer): Entry<UNode> {
+    return this.place(ctx, parent, name, C.S_IFLNK, (at) => fs.symlinkSync(target, osPath(at)));
+  }
+
+  link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
+    this.writable();
+    return then(this.copyUp.file(node, false), () =>
+      this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at))),
+    );
+  }
+
+  create(ctx: Context, parent: Node, name: string, flags: number, mode: number): { entry: Entry<UNode>; open: OpenResult<UnionHandle> } {
+    let opened: { fd: number; writable: boolean } | undefined;
+    const entry = this.place(ctx, parent, name, C.S_IFREG | mode, (at) => {
+      opened = openHost(osPath(at), flags | C.O_CREAT | C.O_EXCL, !!this.opts.passthrough, mode & 0o7777);
+    });
+    const o = opened!;
+    return { entry, open: { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable } };
+  }
+
+  /**
+   * Takes a name out of the upper dir, leaving a whiteout when a lower layer still has it.
+   * The whiteout is made in the work dir and swapped in, so the name never shows the lower
+   * object in between; what was there is then removed from the work dir.
+   */
+  private removeName(parent: Node, name: string, child: Resolved): void {
+    this.copyUp.dir(parent);
+    const target = this.childUpper(parent, name);
+    const lower = child.data.lowers.length > 0 || (child.data.upper && lowerHasName(this.stack, parent, name));
+    if (!child.data.upper) {
+      makeWhiteout(target);
+      return;
+    }
+    if (!lower) {
+      fs.rmSync(target, { recursive: true });
+      return;
+    }
+    const tmp = this.stack.tmpName();
+    makeWhiteout(tmp);
+    native.renameat2(tmp, target, native.RENAME_EXCHANGE);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  unlink(_ctx: Context, parent: Node, name: string): void {
+    this.writable();
+    this.removeName(parent, name, resolveChild(this.stack, parent, name));
+  }
+
+  rmdir(_ctx: Context, parent: Node, name: string): void {
+    this.writable();
+    const r = resolveChild(this.stack, parent, name);
+    if ((Number(r.st.mode) & C.S_IFMT) !== C.S_IFDIR) throw fsError('ENOTDIR');
+    const child = parent.children.get(name);
+    // Empty means empty in the merged view: entries of lower layers count too.
+    const probe = child ?? ({ data: r.data, path: () => parent.childPath(name) } as unknown as Node);
+    if (mergedEntries(this.stack, probe).length > 0) throw fsError('ENOTEMPTY');
+    this.removeName(parent, name, r);
+  }
+
+  /**
+   * Prepares a directory to move: copied up itself (not its contents), and when lower
+   * layers contribute to it, a redirect to where they hold it, so its lower contents are
+   * still found at the new name (overlayfs's redirect_dir).
+   */
+  private movableDir(node: Node): void {
+    this.copyUp.dir(node);
+    const up = this.upperPath(node);
+    if (node.data.lowers.length > 0 && redirectOf(up) === undefined) setRedirect(up, `/${node.data.lowers[0]!.path}`);
+  }
+
+  private movable(node: Node): Promise<void> | void {
+    return node.type === C.S_IFDIR ? this.movableDir(node) : this.copyUp.file(node, false);
+  }
+
+  rename(ctx: Context, parent: Node, name: string, newParent: Node, newName: string, flags: number): Promise<void> | void {
+    this.writable();
+    if (flags & native.RENAME_WHITEOUT) throw fsError('EINVAL');
+    const exchange = (flags & native.RENAME_EXCHANGE) !== 0;
+    const src = parent.children.get(name) ?? this.inodeFor(ctx, parent, name);
+    let dstRes: Resolved | undefined;
+    try {
+      dstRes = resolveChild(this.stack, newParent, newName);
+    } catch {
+      dstRes = undefined;
+    }
+    const dst = dstRes ? (newParent.children.get(newName) ?? this.inodeFor(ctx, newParent, newName)) : undefined;
+    if (exchange && !dst) throw fsError('ENOENT');
+    this.copyUp.dir(parent);
+    this.copyUp.dir(newParent);
+    return then(this.movable(src), () =>
+      then(exchange ? this.movable(dst!) : undefined, () => {
+        const from = this.childUpper(parent, name);
+        const to = this.childUpper(newParent, newName);
+        const srcLowerName = lowerHasName(this.stack, parent, name);
+        if (dst && !exchange && dst.type === C.S_IFDIR) {
+          if (mergedEntries(this.stack, dst).length > 0) throw fsError('ENOTEMPTY');
+          // Its upper copy may still hold whiteouts: clear it away before the rename.
+          if (dst.data.upper) {
+            const tmp = this.stack.tmpName();
+            fs.renameSync(to, tmp);
+            fs.rmSync(tmp, { recursive: true, force: true });
+          }
+        }
+        // A directory with no lower contents of its own, landing on a name that lower
+        // layers have, must hide theirs.
+        if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
+        if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
+        const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
+        if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
+        else native.renameat2(from, to, flags | whiteout);
+      }),
+    );
+  }
+
+  /** A node for a name the kernel did not look up through us (rare: the bridge knows most). */
+  private inodeFor(ctx: Context, parent: Node, name: string): Node {
+    const e = this.lookup(ctx, parent, name);
+    const probe = { data: e.data!, type: e.attr.mode & C.S_IFMT, path: () => parent.childPath(name), parent: () => parent, nodeid: -1 };
+    return probe as unknown as Node;
+  }
+
+  open(_ctx: Context, node: Node, flags: number): Promise<OpenResult<UnionHandle>> | OpenResult<UnionHandle> {
+    const write = (flags & O_ACCMODE) !== C.O_RDONLY || (flags & C.O_TRUNC) !== 0;
+    const clean = flags & ~(C.O_CREAT | C.O_EXCL);
+    if (!write) {
+      const onUpper = node.data.upper && !node.data.metacopy;
+      const o = openHost(this.contentPath(node), clean & ~C.O_TRUNC, false);
+      // A lower file never changes: its pages may stay cached across opens.
+      return { handle: { fd: o.fd, upper: onUpper }, keepCache: !onUpper, backingFd: o.fd, backingWritable: false };
+    }
+    this.writable();
+    return then(this.copyUp.file(node, false), () => {
+      const o = openHost(this.upperPath(node), clean, !!this.opts.passthrough);
+      return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
+    });
+  }
+
+  fsyncdir(_ctx: Context, node: Node, datasync: boolean): Promise<void> | void {
+    if (node.data.upper && this.stack.upper) return fsyncDir(this.upperPath(node), datasync);
+  }
+
+  readdir(_ctx: Context, node: Node): DirEntry[] {
+    return mergedEntries(this.stack, node);
+  }
+
+  statfs(): StatfsOut {
+    return statfsOf(this.stack.upper ?? this.stack.lowers[0]!);
+  }
+
+  getxattr(_ctx: Context, node: Node, name: string): Buffer {
+    if (isPrivateXattr(name)) throw fsError('ENODATA');
+    return native.lgetxattr(this.metaPath(node), name);
+  }
+
+  listxattr(_ctx: Context, node: Node): string[] {
+    return native.llistxattr(this.metaPath(node)).filter((n) => !isPrivateXattr(n));
+  }
+
+  setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number): Promise<void> | void {
+    this.writable();
+    if (isPrivateXattr(name)) throw fsError('EPERM');
+    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
+    return then(up, () => native.lsetxattr(this.upperPath(node), name, value, flags));
+  }
+
+  removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
+    this.writable();
+    if (isPrivateXattr(name)) throw fsError('ENODATA');
+    // Removing what is not there must fail before anything is copied up.
+    native.lgetxattr(this.metaPath(node), name);
+    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
+    return then(up, () => native.lremovexattr(this.upperPath(node), name));
+  }
+}
