@@ -11,8 +11,10 @@ import { fsyncFd, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 import { isPrivateXattr, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO } from './markers.js';
+import { LinkNames } from './link-names.js';
 import type { UNode } from './node.js';
-import type { LayerStack } from './stack.js';
+import { resolveChild } from './resolve.js';
+import type { LayerStack, LowerRef } from './stack.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -59,12 +61,20 @@ function copyMeta(st: BigIntStats, fd: number | undefined, p: HostPath): void {
 export class CopyUp {
   /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
   private readonly running = new Map<number, Promise<void>>();
+  private readonly links: LinkNames;
 
-  constructor(private readonly stack: LayerStack) {}
+  constructor(private readonly stack: LayerStack) {
+    this.links = new LinkNames(stack);
+  }
 
   /** Makes sure a directory exists in the upper dir, copying up its parents first. Synchronous: no data. */
   dir(node: Inode<UNode>): void {
     if (node.data.upper) return;
+    // Already copied up by way of another name (a hard-link sibling's parents).
+    if (fs.lstatSync(osPath(this.stack.upperPathString(node.path())), { throwIfNoEntry: false })?.isDirectory()) {
+      node.data.upper = true;
+      return;
+    }
     const parent = node.parent();
     if (parent) this.dir(parent);
     const src = this.stack.lowerPath(node.data.lowers[0]!);
@@ -99,6 +109,9 @@ export class CopyUp {
    */
   file(node: Inode<UNode>, metaOnly: boolean): Promise<void> | void {
     const d = node.data;
+    // A hard-linked lower file is copied up whole, so that its other names can be linked
+    // to the one copy (metacopy has no notion of link sets).
+    if (metaOnly && !d.upper && d.lowers[0] && fs.lstatSync(this.stack.lowerPath(d.lowers[0]), { bigint: true }).nlink > 1n) metaOnly = false;
     if (d.upper && (!d.metacopy || metaOnly)) return;
     const busy = this.running.get(node.nodeid);
     if (busy) return busy.then(() => this.file(node, metaOnly));
@@ -163,7 +176,61 @@ export class CopyUp {
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
     if (!d.metacopy) d.lowers = [];
+    if (type === S_IFREG && !metaOnly && dataSt.nlink > 1n) this.linkSiblings(dataRef, dataSt.ino, target);
   }
+
+  /**
+   * Links the other visible names of a lower hard-link set to the new upper copy, so the
+   * set stays one file: a write through any name is seen through all (overlayfs needs
+   * index=on for this). A name that is hidden, deleted, or already in the upper dir is left.
+   */
+  private linkSiblings(ref: LowerRef, ino: bigint, copy: string): void {
+    for (const other of this.links.names(ref.layer, ino)) {
+      if (other === ref.path) continue;
+      const chain = this.visible(other);
+      if (!chain) continue;
+      const [parents, leaf] = chain;
+      if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== other) continue;
+      this.dir(parents[parents.length - 1]!);
+      fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other)));
+    }
+  }
+
+  /** Resolves a union path from the root into stand-in nodes (parents, leaf), or undefined if it is not visible. */
+  private visible(rel: string): [Inode<UNode>[], Inode<UNode>] | undefined {
+    const root = this.root();
+    let cur = root;
+    const chain: Inode<UNode>[] = [root];
+    const parts = rel.split('/');
+    try {
+      for (const name of parts) {
+        const r = resolveChild(this.stack, cur, name);
+        cur = standIn(cur, name, r.data);
+        chain.push(cur);
+      }
+    } catch {
+      return undefined;
+    }
+    const leaf = chain.pop()!;
+    return [chain, leaf];
+  }
+
+  /** Set by the filesystem: the real root inode, where stand-in paths start. */
+  root: () => Inode<UNode> = () => {
+    throw new Error('CopyUp.root not set');
+  };
+}
+
+/** A minimal inode for a path the kernel has not looked up: enough for resolve and dir(). */
+function standIn(parent: Inode<UNode>, name: string, data: UNode): Inode<UNode> {
+  const path = parent.childPath(name);
+  return {
+    data,
+    nodeid: -1,
+    path: () => path,
+    childPath: (n: string) => `${path}/${n}`,
+    parent: () => parent,
+  } as unknown as Inode<UNode>;
 }
 
 /** The origin inode number to record: kept from an earlier copy-up when there was one. */

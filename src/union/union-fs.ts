@@ -92,7 +92,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   root(): { attr: Attr; data: UNode } {
     const r = resolveRoot(this.stack);
-    return { attr: this.attrOf(r), data: r.data };
+    // The bridge keeps this very object as the root inode's data; copy-up's path walks
+    // (hard-link siblings) start from a stand-in that shares it.
+    const data = r.data;
+    const rootStandIn = { data, nodeid: 1, isRoot: true, path: () => '', childPath: (n: string) => n, parent: () => undefined } as unknown as Node;
+    this.copyUp.root = () => rootStandIn;
+    return { attr: this.attrOf(r), data };
   }
 
   lookup(_ctx: Context, parent: Node, name: string): Entry<UNode> {
