@@ -15,11 +15,15 @@ declare -A want=(
   [python3]=python3          # node-gyp
   [setpriv]=util-linux       # tests act as other users
   [mount]=mount
+  [skopeo]=skopeo            # image interop tests (skopeo inspect/copy)
+  [umoci]=umoci              # image interop tests and scripts/bench-load.sh
 )
 missing=()
 for cmd in "${!want[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${want[$cmd]}")
 done
+# The built-in demo image needs the static busybox; a dynamic one would pass `command -v`.
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -30,8 +34,12 @@ if [ ! -e /dev/fuse ]; then
   $SUDO modprobe fuse 2>/dev/null || echo "setup: warning: /dev/fuse is missing; mounts will fail" >&2
 fi
 
-echo "setup: npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+# `npm install`, not `npm ci`: the registry this project can reach does not serve the
+# other platforms' optional packages of rollup (vitest's bundler), so no lockfile can list
+# them and `npm ci` refuses the lockfile. `npm install` follows the lockfile for everything
+# it lists. better-sqlite3 compiles from source (allowScripts in package.json lets it).
+echo "setup: npm install"
+npm install --no-audit --no-fund --loglevel=error
 echo "setup: building the native addon and the TypeScript sources"
 npm run --silent build >/dev/null
 echo "setup: done (bin/strata is ready)"

@@ -2,6 +2,18 @@
 
 import { log } from '../util/log.js';
 import { demoCommand } from './demo.js';
+import {
+  historyCommand,
+  imageCommand,
+  imagesCommand,
+  importCommand,
+  inspectCommand,
+  loadCommand,
+  rmiCommand,
+  saveCommand,
+  tagCommand,
+  usage as imagesUsage,
+} from './images.js';
 import { loopbackCommand, usage as loopbackUsage } from './loopback.js';
 import { mountCommand, usage as mountUsage } from './mount.js';
 import { umountCommand } from './umount.js';
@@ -12,6 +24,15 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   mount: mountCommand,
   umount: umountCommand,
   demo: demoCommand,
+  image: imageCommand,
+  images: imagesCommand,
+  load: loadCommand,
+  save: saveCommand,
+  import: importCommand,
+  inspect: inspectCommand,
+  history: historyCommand,
+  tag: tagCommand,
+  rmi: rmiCommand,
 };
 
 const help = `strata ${version} — a union filesystem for container images, over FUSE
@@ -26,6 +47,9 @@ Commands:
   strata demo
       mount a small demo tree, show it working, unmount
   strata --version
+
+Images:
+  ${imagesUsage}
 
 Logging: STRATAFS_LOG=debug|info|warn|error (default warn), JSON on stderr.
 `;

@@ -1,0 +1,91 @@
+// The image commands end to end through bin/strata (the compiled CLI: `npm test` builds
+// dist/ first): demo image, images and its --format/-q/--filter/--json, tag, history,
+// inspect, save | load through a pipe, import, rmi lines and exit status, prune.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STRATA, tmpdir } from '../helpers/mount.js';
+import { layerTar } from './helpers.js';
+
+let work: string;
+let env: NodeJS.ProcessEnv;
+
+function strata(args: string[], input?: Buffer | string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(STRATA, args, { env, input, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(args: string[], input?: Buffer | string): string {
+  const r = strata(args, input);
+  if (r.status !== 0) throw new Error(`strata ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return r.stdout;
+}
+
+beforeAll(() => {
+  work = tmpdir('cli');
+  env = { ...process.env, STRATAFS_ROOT: path.join(work, 'store') };
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+describe('strata image commands', () => {
+  let id: string;
+
+  it('load-demo, images, --format, -q, --filter, --json', () => {
+    const out = ok(['image', 'load-demo']);
+    expect(out).toMatch(/^Loaded image: demo:latest\nsha256:[0-9a-f]{64}\n$/);
+    id = out.split('\n')[1]!;
+    ok(['tag', 'demo', 'demo:v1']);
+    const table = ok(['images']).split('\n');
+    expect(table[0]).toMatch(/^REPOSITORY +TAG +IMAGE ID +CREATED +SIZE$/);
+    expect(table[1]).toMatch(new RegExp(`^demo +latest +${id.slice(7, 19)} +\\S.* ago +[0-9.]+[kM]B$`));
+    expect(ok(['images', '-q'])).toBe(`${id.slice(7, 19)}\n`);
+    expect(ok(['images', '--no-trunc', '-q'])).toBe(`${id}\n`);
+    expect(ok(['images', '--format', '{{.ID}}: {{.Repository}}:{{.Tag}}'])).toBe(`${id.slice(7, 19)}: demo:latest\n${id.slice(7, 19)}: demo:v1\n`);
+    expect(ok(['images', '--format', 'table {{.ID}}\\t{{.Tag}}'])).toBe(`IMAGE ID       TAG\n${id.slice(7, 19)}   latest\n${id.slice(7, 19)}   v1\n`);
+    expect(ok(['images', '--filter', 'dangling=true'])).toBe('REPOSITORY   TAG   IMAGE ID   CREATED   SIZE\n');
+    expect(ok(['images', '--filter', 'reference=dem*:v?', '-q'])).toBe(`${id.slice(7, 19)}\n`);
+    expect(ok(['images', '--filter', 'reference=nothing*', '-q'])).toBe('');
+    const json = JSON.parse(ok(['images', '--json'])) as Array<{ Repository: string; Tag: string }>;
+    expect(json.map((r) => `${r.Repository}:${r.Tag}`)).toEqual(['demo:latest', 'demo:v1']);
+    expect(ok(['images', '--digests']).split('\n')[0]).toMatch(/^REPOSITORY +TAG +DIGEST +IMAGE ID/);
+  });
+
+  it('inspect and history', () => {
+    const [view] = JSON.parse(ok(['image', 'inspect', 'demo'])) as Array<{ Id: string; RepoTags: string[]; RootFS: { Layers: string[] } }>;
+    expect(view!.Id).toBe(id);
+    expect(view!.RepoTags).toEqual(['demo:latest', 'demo:v1']);
+    expect(view!.RootFS.Layers).toHaveLength(1);
+    expect(ok(['inspect', '--format', '{{.Id}} {{json .RepoTags}}', id.slice(7, 10)])).toBe(`${id} ["demo:latest","demo:v1"]\n`);
+    const hist = ok(['history', 'demo']).split('\n');
+    expect(hist[0]).toMatch(/^IMAGE +CREATED +CREATED BY +SIZE +COMMENT$/);
+    expect(hist[1]).toMatch(new RegExp(`^${id.slice(7, 19)} .*strata image load-demo .*stratafs built-in demo image$`));
+  });
+
+  it('save | load through a pipe, and import', () => {
+    const archive = path.join(work, 'demo.tar');
+    ok(['save', '-o', archive, 'demo:v1']);
+    const loaded = ok(['load'], fs.readFileSync(archive));
+    expect(loaded).toBe('Loaded image: demo:v1\n');
+    const rootfs = path.join(work, 'rootfs.tar');
+    fs.writeFileSync(rootfs, layerTar({ 'etc/motd': 'hello\n' }));
+    expect(ok(['import', rootfs, 'flat:1'])).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    expect(ok(['images', 'flat', '--format', '{{.Repository}}:{{.Tag}} {{.Size}}'])).toBe('flat:1 6B\n');
+  });
+
+  it('rmi prints Untagged/Deleted lines, fails for unknown images; prune', () => {
+    expect(ok(['rmi', 'flat:1'])).toMatch(/^Untagged: flat:1\nDeleted: sha256:[0-9a-f]{64}\nDeleted: sha256:[0-9a-f]{64}\n$/);
+    const r = strata(['rmi', 'nope']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('strata: No such image: nope\n');
+    const bad = strata(['load', '-i', path.join(work, 'missing.tar')]);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^strata: ENOENT: no such file or directory, stat '.*missing.tar'\n$/);
+    expect(ok(['image', 'prune'])).toBe('Total reclaimed space: 0B\n');
+    const all = ok(['image', 'prune', '-a']);
+    expect(all).toMatch(/^Deleted Images:\nuntagged: demo:/);
+    expect(all).toMatch(/Total reclaimed space: [0-9.]+MB\n$/);
+    expect(ok(['images', '-q'])).toBe('');
+  });
+});
