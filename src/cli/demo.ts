@@ -1,52 +1,62 @@
-// strata demo: builds a small tree, mounts it through stratafs, shows reads, writes and
-// metadata arriving at the source, and unmounts. Needs root and /dev/fuse; no network.
+// strata demo: the main job on the built-in demo image, with no network. Loads demo:latest
+// (made from Debian's busybox-static) into a scratch store, mounts its layers as a union
+// with a writable layer, runs the image's own shell inside it, changes a few files, shows
+// what landed in the writable layer (copy-up, whiteout), unmounts and cleans up.
 
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mountAt, unmount } from '../fuse/mount.js';
+import { DEMO_REFERENCE, loadDemoImage } from '../store/demo-image.js';
+import { ImageStore } from '../store/images.js';
 import { spawnDaemon } from './daemon.js';
 
 function show(title: string, lines: string[]): void {
   process.stdout.write(`\n== ${title}\n${lines.map((l) => `   ${l}`).join('\n')}\n`);
 }
 
-function listing(dir: string): string[] {
-  return fs.readdirSync(dir).sort().map((n) => {
-    const st = fs.lstatSync(path.join(dir, n), { bigint: true });
-    const kind = st.isDirectory() ? 'dir ' : st.isSymbolicLink() ? `link -> ${fs.readlinkSync(path.join(dir, n))}` : `file ${st.size} bytes`;
-    return `${(Number(st.mode) & 0o7777).toString(8).padStart(4, '0')} ino=${st.ino} ${n}  (${kind})`;
-  });
+function describe(dir: string, rel: string): string {
+  const st = fs.lstatSync(path.join(dir, rel));
+  const kind = st.isCharacterDevice() && st.rdev === 0 ? 'whiteout (char 0/0): deleted from the image' : st.isDirectory() ? 'dir' : `${st.size} bytes`;
+  return `${rel}  ${kind}`;
+}
+
+function walk(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const n of fs.readdirSync(path.join(dir, rel)).sort()) {
+    const r = rel ? `${rel}/${n}` : n;
+    out.push(describe(dir, r));
+    if (fs.lstatSync(path.join(dir, r)).isDirectory()) out.push(...walk(dir, r));
+  }
+  return out;
 }
 
 export async function demoCommand(): Promise<number> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-demo-'));
-  const src = path.join(base, 'source');
-  const mnt = path.join(base, 'mnt');
-  fs.mkdirSync(path.join(src, 'etc'), { recursive: true });
-  fs.mkdirSync(mnt);
-  fs.writeFileSync(path.join(src, 'etc', 'os-release'), 'NAME="stratafs demo"\nVERSION_ID=1\n');
-  fs.writeFileSync(path.join(src, 'hello.txt'), 'hello from the lower directory\n');
-  fs.symlinkSync('etc/os-release', path.join(src, 'os-release'));
+  const [upper, work, mnt] = ['upper', 'work', 'rootfs'].map((d) => path.join(base, d)) as [string, string, string];
+  for (const d of [upper, work, mnt]) fs.mkdirSync(d);
+  const store = ImageStore.open(path.join(base, 'store'));
   try {
-    const pid = await spawnDaemon(['loopback', src, mnt]);
-    show(`mounted ${src} at ${mnt} (daemon pid ${pid})`, listing(mnt));
-    show('read through the mount: etc/os-release', fs.readFileSync(path.join(mnt, 'os-release'), 'utf8').trimEnd().split('\n'));
-    fs.writeFileSync(path.join(mnt, 'written.txt'), 'written through FUSE\n');
-    fs.chmodSync(path.join(mnt, 'written.txt'), 0o640);
-    const when = new Date('2024-01-02T03:04:05.123Z');
-    fs.utimesSync(path.join(mnt, 'written.txt'), when, when);
-    const st = fs.statSync(path.join(src, 'written.txt'), { bigint: true });
-    show('written through the mount, seen in the source directory', [
-      `written.txt: "${fs.readFileSync(path.join(src, 'written.txt'), 'utf8').trimEnd()}" mode ${(Number(st.mode) & 0o777).toString(8)} mtime ${new Date(Number(st.mtimeMs)).toISOString()}`,
-    ]);
-    show('statfs of the mount', [`${JSON.stringify(fs.statfsSync(mnt))}`]);
-    const m = mountAt(mnt);
-    show('mount table entry', [`${m?.source} on ${mnt} type ${m?.fstype}`]);
+    const id = await loadDemoImage(store);
+    const image = store.resolveImage(DEMO_REFERENCE);
+    const lowers = [...image.layers].reverse().map((d) => store.paths.layerDir(d));
+    show(`loaded ${DEMO_REFERENCE} (${id.slice(7, 19)}) into a scratch store`, [`${image.layers.length} layer(s), ${image.size} bytes`, ...lowers.map((l) => `layer dir ${l}`)]);
+
+    const pid = await spawnDaemon(['mount', '--lower', lowers.join(':'), '--upper', upper, '--work', work, mnt]);
+    show(`mounted the image with a writable layer at ${mnt} (daemon pid ${pid})`, fs.readdirSync(mnt).sort().map((n) => describe(mnt, n)));
+
+    const sh = (cmd: string): string[] => execFileSync('chroot', [mnt, '/bin/sh', '-c', cmd], { encoding: 'utf8' }).trimEnd().split('\n');
+    show("the image's own shell, chrooted into the mount", sh('. /etc/os-release; echo "$PRETTY_NAME"; echo "busybox: $(busybox | head -1)"; echo "$(ls /bin | wc -l) entries in /bin"'));
+
+    sh('echo "changed by the demo" > /etc/hostname; echo hello > /root/notes.txt; rm /etc/group; mkdir -p /var/log/app');
+    show('after writing, creating and deleting inside the container: the writable layer holds', walk(upper));
+    show('the image layers are untouched', [`etc/hostname in the image: "${fs.readFileSync(path.join(lowers[lowers.length - 1]!, 'etc/hostname'), 'utf8').trim()}"`, `etc/hostname in the mount: "${fs.readFileSync(path.join(mnt, 'etc/hostname'), 'utf8').trim()}"`]);
   } finally {
     if (mountAt(mnt)) unmount(mnt, true);
+    store.close();
     fs.rmSync(base, { recursive: true, force: true });
   }
-  process.stdout.write('\nunmounted and cleaned up. Next: `npm test`, `strata loopback SRC MNT`, docs/cli.md\n');
+  process.stdout.write('\nunmounted and cleaned up.\nTry it for real: strata image load-demo; strata images; strata mount --lower LAYER --upper U --work W MNT (docs/cli.md)\n');
   return 0;
 }
