@@ -13,7 +13,7 @@ import { ImageStore } from '../../src/store/images.js';
 import { loadImages } from '../../src/store/load.js';
 import { saveImages } from '../../src/store/save.js';
 import { diffTrees, snapshotTree, type TreeEntry } from '../../src/util/tree.js';
-import { tmpdir } from '../helpers/mount.js';
+import { mountWith, tmpdir } from '../helpers/mount.js';
 
 const have = (cmd: string): boolean => spawnSync(cmd, ['--version']).status === 0;
 const tools = have('umoci') && have('skopeo');
@@ -105,6 +105,23 @@ describe.skipIf(!tools)('interop with umoci and skopeo', () => {
     } finally {
       run('umount', [mnt]);
       mnt = undefined;
+    }
+  });
+
+  it('the stratafs union mount of the loaded image equals umoci unpack, read-only and with a writable layer', async () => {
+    const img = store.image(id)!;
+    const lower = [...img.layers].reverse().map((d) => store.paths.layerDir(d)).join(':');
+    const expected = rootfs(path.join(work, 'ref/rootfs'));
+    for (const withUpper of [false, true]) {
+      const m = path.join(work, `strata-${withUpper}`);
+      const rw = withUpper ? ['--upper', path.join(work, `up-${withUpper}`), '--work', path.join(work, `wk-${withUpper}`)] : [];
+      for (const d of [m, ...rw.filter((_, i) => i % 2 === 1)]) fs.mkdirSync(d);
+      const mounted = mountWith(['mount', '--lower', lower, ...rw], m);
+      try {
+        expect(diffTrees(expected, rootfs(m))).toEqual([]);
+      } finally {
+        await mounted.cleanup();
+      }
     }
   });
 
