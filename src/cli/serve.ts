@@ -1,5 +1,5 @@
 // Runs a FileSystem as a mount in this process until it is unmounted; signals unmount it.
-// Shared by every command that mounts (loopback now, the union and containers next).
+// Shared by every command that mounts (loopback, the union, containers next).
 
 import type { FileSystem } from '../fs/api.js';
 import { FuseServer, type ServeOptions } from '../fs/server.js';
@@ -10,23 +10,30 @@ export async function serveForeground<D, H>(mountpoint: string, fsys: FileSystem
   // The kernel already applied the caller's umask to every mode it sends.
   process.umask(0);
   const server = new FuseServer(mountpoint, fsys, opts);
-  try {
-    await server.mount();
-  } catch (e) {
-    reportReady((e as Error).message);
-    throw e;
-  }
-  reportReady();
+  let mounted = false;
+  let stopRequested = false;
   const stop = (sig: string): void => {
     log.info({ signal: sig, path: mountpoint }, 'unmounting on signal');
-    server.unmount(true);
+    stopRequested = true;
+    if (mounted) server.unmount(true);
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('SIGHUP', stop);
-  await server.closed();
-  process.off('SIGINT', stop);
-  process.off('SIGTERM', stop);
-  process.off('SIGHUP', stop);
-  log.info({ path: mountpoint }, 'unmounted; daemon exits');
+  // Handlers before anything else: whoever waits for "ready" may signal us at once, and
+  // without a listener a SIGTERM would kill the daemon and leave a dead mount behind.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, stop);
+  try {
+    try {
+      await server.mount();
+    } catch (e) {
+      reportReady((e as Error).message);
+      throw e;
+    }
+    mounted = true;
+    reportReady();
+    if (stopRequested) server.unmount(true);
+    await server.closed();
+    log.info({ path: mountpoint }, 'unmounted; daemon exits');
+  } finally {
+    for (const s of signals) process.off(s, stop);
+  }
 }
