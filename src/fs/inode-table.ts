@@ -74,7 +74,10 @@ export class InodeTable<D> {
 
   /** The name parent/name is gone (unlink, rmdir). */
   unlinkName(parent: Inode<D>, name: string): void {
-    parent.children.get(name)?.removeLink(parent, name);
+    const node = parent.children.get(name);
+    if (!node) return;
+    node.removeLink(parent, name);
+    this.retireIfNameless(node);
   }
 
   /** Moves or swaps names after a successful rename. */
@@ -85,5 +88,16 @@ export class InodeTable<D> {
     target?.removeLink(newParent, newName);
     moved?.addLink(newParent, newName);
     if (exchange) target?.addLink(oldParent, oldName);
+    else if (target && target !== moved) this.retireIfNameless(target);
+  }
+
+  /**
+   * An object that lost its last name is gone; the kernel may still hold its nodeid (open
+   * files) until FORGET. Its st_ino is free for the filesystem to reuse, and a new object
+   * with that number must get a new nodeid: the kernel refuses a new directory that comes
+   * back as the inode of a removed one (ESTALE), and a file would show stale attributes.
+   */
+  private retireIfNameless(node: Inode<D>): void {
+    if (node.links.length === 0 && this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
 }
