@@ -46,7 +46,7 @@ function statMountpoint(target: string): fs.Stats {
     st = fs.statSync(target);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOTCONN') throw new MountError(`${target}: a stale FUSE mount is still there (clear it first)`, code);
+    if (code === 'ENOTCONN' || code === 'ECONNABORTED') throw new MountError(`${target}: a stale FUSE mount is still there (clear it first)`, code);
     throw new MountError(`${target}: cannot use as mount point: ${code}`, code);
   }
   if (!st.isDirectory()) throw new MountError(`${target}: mount point is not a directory`, 'ENOTDIR');
@@ -249,13 +249,18 @@ export function mountpointPath(p: string): string {
   return path.join(parent, path.basename(abs));
 }
 
-/** A FUSE mount whose daemon died answers every access with ENOTCONN. */
+/**
+ * A FUSE mount whose daemon died answers with ENOTCONN ("Transport endpoint is not
+ * connected"), or ECONNABORTED for a connection aborted while requests were pending when
+ * its daemon had negotiated FUSE_ABORT_ERROR (another FUSE program's mount, say).
+ */
 export function isStale(target: string): boolean {
   try {
     fs.statSync(target);
     return false;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOTCONN';
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOTCONN' || code === 'ECONNABORTED';
   }
 }
 

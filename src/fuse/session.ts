@@ -335,7 +335,6 @@ export class Session {
       InitFlag.READDIRPLUS_AUTO |
       InitFlag.ASYNC_DIO |
       InitFlag.PARALLEL_DIROPS |
-      InitFlag.ABORT_ERROR |
       InitFlag.MAX_PAGES |
       InitFlag.CACHE_SYMLINKS |
       // We strip set-id bits ourselves (the bridge), so the kernel may cache that a file

@@ -76,7 +76,7 @@ describe('mount lifecycle', () => {
     }
   });
 
-  it('a mount left by a killed daemon reports ENOTCONN and is cleared by the next mount', async () => {
+  it('a mount left by a killed daemon reports ENOTCONN (or ECONNABORTED) and is cleared by the next mount', async () => {
     const first = mountWith(['loopback', src], mnt);
     mounts.push(first);
     process.kill(first.pid, 'SIGKILL');
@@ -87,7 +87,8 @@ describe('mount lifecycle', () => {
     } catch (e) {
       code = (e as NodeJS.ErrnoException).code!;
     }
-    expect(code).toBe('ENOTCONN');
+    // A dead FUSE connection answers ENOTCONN, or ECONNABORTED for requests caught by the abort.
+    expect(['ENOTCONN', 'ECONNABORTED']).toContain(code);
     const second = mountWith(['loopback', src], mnt, { STRATAFS_LOG: 'info' });
     mounts.push(second);
     expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
