@@ -55,6 +55,8 @@ const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, m
 export class Bridge<D, H> implements RawFileSystem {
   readonly table: InodeTable<D>;
   private readonly files = new HandleTable<OpenFile<D, H>>();
+  /** Opens served through the page cache, by nodeid: while any exist, no open of that inode may use passthrough. */
+  private readonly cachedOpens = new Map<number, number>();
   private readonly dirs = new HandleTable<OpenDir<D>>();
   private backing: BackingTable | undefined;
   private passthrough = false;
@@ -247,7 +249,9 @@ export class Bridge<D, H> implements RawFileSystem {
     if (!this.fs.flush) openFlags |= FOPEN_NOFLUSH;
     let backingId = 0;
     let backing = false;
-    if (allowPassthrough && this.backing && r.backingFd !== undefined) {
+    // The kernel keeps one I/O mode per inode: passthrough opens and page-cache opens of
+    // the same inode cannot coexist, so an inode with cached opens stays cached.
+    if (allowPassthrough && this.backing && r.backingFd !== undefined && !this.cachedOpens.get(node.nodeid)) {
       const needWrite = (flags & O_ACCMODE) !== O_RDONLY;
       let id: number | undefined;
       try {
@@ -266,6 +270,7 @@ export class Bridge<D, H> implements RawFileSystem {
         openFlags |= FOPEN_DIRECT_IO;
       }
     }
+    if (!backing && !(openFlags & FOPEN_DIRECT_IO)) this.cachedOpens.set(node.nodeid, (this.cachedOpens.get(node.nodeid) ?? 0) + 1);
     const fh = this.files.add({ node, handle: r.handle, backing });
     return { fh, openFlags, backingId };
   }
@@ -314,6 +319,11 @@ export class Bridge<D, H> implements RawFileSystem {
     const f = this.files.remove(b.fh);
     if (!f) return;
     if (f.backing) this.backing?.release(f.node.nodeid);
+    else {
+      const n = (this.cachedOpens.get(f.node.nodeid) ?? 0) - 1;
+      if (n > 0) this.cachedOpens.set(f.node.nodeid, n);
+      else this.cachedOpens.delete(f.node.nodeid);
+    }
     const flush = b.releaseFlags & RELEASE_FLUSH && this.fs.flush ? this.fs.flush(ctx, f.node, f.handle) : undefined;
     return then(flush, () => this.fs.release?.(ctx, f.node, f.handle));
   }

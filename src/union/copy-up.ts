@@ -10,7 +10,7 @@ import type { Inode } from '../fs/inode.js';
 import { fsyncFd, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
-import { isPrivateXattr, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO } from './markers.js';
+import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import type { UNode } from './node.js';
 import { resolveChild } from './resolve.js';
@@ -35,7 +35,8 @@ function copyXattrs(src: HostPath, dstFd: number | undefined, dst: HostPath): vo
     return;
   }
   for (const n of names) {
-    if (isPrivateXattr(n)) continue;
+    // Our records stay behind; a user's escaped trusted.overlay.overlay.* goes along.
+    if (xattrShown(n) === undefined) continue;
     const v = native.lgetxattr(src, n);
     if (dstFd !== undefined) native.fsetxattr(dstFd, n, v, 0);
     else native.lsetxattr(dst, n, v, 0);
@@ -85,7 +86,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyMeta(st, undefined, tmp);
-      fs.renameSync(tmp, this.stack.upperPathString(node.path()));
+      this.install(tmp, node.path());
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -93,13 +94,27 @@ export class CopyUp {
     node.data.upper = true;
   }
 
+  /** By path, never by opening it: opening a fifo would block the daemon. */
   private setOrigin(p: HostPath, st: BigIntStats): void {
-    const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-    try {
-      setOriginIno(fd, this.stack.unionIno(st.dev, st.ino));
-    } finally {
-      fs.closeSync(fd);
-    }
+    setOriginIno(p, this.stack.unionIno(st.dev, st.ino));
+  }
+
+  /**
+   * Renames a finished copy into its place. Copy-up is not a change the user made to the
+   * parent directory, so its times are put back as they were (overlayfs does the same).
+   */
+  private install(tmp: HostPath, rel: string): void {
+    this.keepingParentTimes(rel, () => fs.renameSync(tmp, this.stack.upperPath(rel)));
+  }
+
+  private keepingParentTimes(rel: string, change: () => void): void {
+    const slash = rel.lastIndexOf('/');
+    const parent = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
+    const before = fs.lstatSync(parent, { bigint: true });
+    change();
+    const [as, an] = splitNs(before.atimeNs);
+    const [ms, mn] = splitNs(before.mtimeNs);
+    native.utimens(parent, as, an, ms, mn, true);
   }
 
   /**
@@ -159,6 +174,7 @@ export class CopyUp {
       } else if (type === S_IFLNK) {
         fs.symlinkSync(fs.readlinkSync(dataPath, { encoding: 'buffer' }), tmp);
         copyXattrs(metaSrc, undefined, tmp);
+        this.setOrigin(tmp, dataSt);
         copyMeta(metaSt, undefined, tmp);
       } else {
         // fifo, socket, device: the node itself is all there is to copy.
@@ -168,7 +184,7 @@ export class CopyUp {
         this.setOrigin(tmp, dataSt);
         copyMeta(metaSt, undefined, tmp);
       }
-      fs.renameSync(tmp, osPath(target));
+      this.install(tmp, rel);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
       throw e;
@@ -185,15 +201,28 @@ export class CopyUp {
    * index=on for this). A name that is hidden, deleted, or already in the upper dir is left.
    */
   private linkSiblings(ref: LowerRef, ino: bigint, copy: string): void {
-    for (const other of this.links.names(ref.layer, ino)) {
+    for (const [other, parents] of this.visibleNames(ref, ino)) {
       if (other === ref.path) continue;
-      const chain = this.visible(other);
+      this.dir(parents[parents.length - 1]!);
+      // Linking a sibling is part of the copy-up too: its parent's times stay.
+      this.keepingParentTimes(other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
+    }
+  }
+
+  /**
+   * The names of a lower hard-link set that the union still shows as that lower file (not
+   * deleted, hidden, or replaced in the upper dir), each with its parent chain.
+   */
+  visibleNames(ref: LowerRef, ino: bigint): Array<[string, Inode<UNode>[]]> {
+    const out: Array<[string, Inode<UNode>[]]> = [];
+    for (const name of this.links.names(ref.layer, ino)) {
+      const chain = this.visible(name);
       if (!chain) continue;
       const [parents, leaf] = chain;
-      if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== other) continue;
-      this.dir(parents[parents.length - 1]!);
-      fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other)));
+      if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== name) continue;
+      out.push([name, parents]);
     }
+    return out;
   }
 
   /** Resolves a union path from the root into stand-in nodes (parents, leaf), or undefined if it is not visible. */

@@ -30,6 +30,26 @@ export function isPrivateXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('trusted.stratafs.');
 }
 
+const OVERLAY_NS = 'trusted.overlay.';
+const ESCAPED_NS = 'trusted.overlay.overlay.';
+
+/**
+ * The name an xattr set through the mount has on disk. As overlayfs does, a user's own
+ * `trusted.overlay.X` is stored escaped as `trusted.overlay.overlay.X`, so it can never be
+ * taken for one of our records. Our own `trusted.stratafs.*` cannot be set (undefined).
+ */
+export function xattrOnDisk(name: string): string | undefined {
+  if (name.startsWith(OVERLAY_NS)) return ESCAPED_NS + name.slice(OVERLAY_NS.length);
+  if (name.startsWith('trusted.stratafs.')) return undefined;
+  return name;
+}
+
+/** The name an xattr on disk shows through the mount, or undefined for our records. */
+export function xattrShown(stored: string): string | undefined {
+  if (stored.startsWith(ESCAPED_NS)) return OVERLAY_NS + stored.slice(ESCAPED_NS.length);
+  return isPrivateXattr(stored) ? undefined : stored;
+}
+
 export function isWhiteout(st: BigIntStats): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
 }
@@ -65,10 +85,10 @@ export function originIno(p: HostPath): bigint | undefined {
   return v && v.length === 8 ? v.readBigUInt64LE(0) : undefined;
 }
 
-export function setOriginIno(fd: number, ino: bigint): void {
+export function setOriginIno(p: HostPath, ino: bigint): void {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(ino);
-  native.fsetxattr(fd, XATTR_ORIGIN_INO, b, 0);
+  native.lsetxattr(p, XATTR_ORIGIN_INO, b, 0);
 }
 
 export function makeWhiteout(p: HostPath): void {

@@ -17,17 +17,18 @@ export function mergedEntries(stack: LayerStack, node: Inode<UNode>): DirEntry[]
   const out: DirEntry[] = [];
   const scan = (dir: string, upper: boolean): void => {
     const names = fs.readdirSync(osPath(dir), { encoding: 'latin1' });
-    // A layer's `.wh.` markers hide names of the layers below it, so read them first.
     for (const n of names) {
-      if (isOciMarker(n) && n !== OCI_OPAQUE) seen.add(n.slice(OCI_WHITEOUT_PREFIX.length));
-    }
-    for (const n of names) {
-      if (seen.has(n) || isOciMarker(n)) continue;
+      if (seen.has(n) || (!upper && isOciMarker(n))) continue;
       seen.add(n);
       const p = osPath(`${dir}/${n}`);
       const st = lstatOrUndefined(p);
       if (!st || isWhiteout(st)) continue;
       out.push({ name: n, ino: inoOf(stack, st, upper ? p : undefined), mode: Number(st.mode) });
+    }
+    // A layer's `.wh.NAME` hides NAME in the layers below it, not a NAME the same layer
+    // re-creates (OCI puts the whiteout and the new entry in one layer to replace a dir).
+    if (!upper) {
+      for (const n of names) if (isOciMarker(n) && n !== OCI_OPAQUE) seen.add(n.slice(OCI_WHITEOUT_PREFIX.length));
     }
   };
   if (node.data.upper && stack.upper) scan(stack.upperPathString(node.path()), true);

@@ -37,6 +37,15 @@ function ociWhiteout(stack: LayerStack, ref: LowerRef): boolean {
   return lstatOrUndefined(stack.lowerPath({ layer: ref.layer, path: join(dir, OCI_WHITEOUT_PREFIX + name) })) !== undefined;
 }
 
+/**
+ * Whether a directory found in a layer hides the same path in the layers below: it is
+ * opaque, or the layer also whites the name out (an OCI layer that replaces a directory
+ * carries both `.wh.NAME` and the new NAME).
+ */
+function hidesBelow(stack: LayerStack, ref: LowerRef): boolean {
+  return isOpaqueDir(stack.lowerPath(ref), stack.lowerPathString(ref)) || ociWhiteout(stack, ref);
+}
+
 /** The lower directories to search for children of a dir whose upper copy redirects. */
 function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: string): LowerRef[] {
   if (redirect.startsWith('/')) {
@@ -71,13 +80,13 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
     if (below === 'none' && refs.length === 0) {
       refs.push(ref);
       top = st;
-      if (!dir || isOpaqueDir(stack.lowerPath(ref), stack.lowerPathString(ref))) break;
+      if (!dir || hidesBelow(stack, ref)) break;
       continue;
     }
     // Merging below a directory: anything but a directory down here is hidden by it.
     if (!dir) break;
     refs.push(ref);
-    if (isOpaqueDir(stack.lowerPath(ref), stack.lowerPathString(ref))) break;
+    if (hidesBelow(stack, ref)) break;
   }
   return { refs, top };
 }
@@ -106,7 +115,9 @@ export function resolveRoot(stack: LayerStack): Resolved {
 
 export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: string): Resolved {
   const pd = parent.data;
-  let candidates = pd.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
+  // In lower layers `.wh.` names are markers, never objects; in the upper dir (overlay
+  // format) such a name is an ordinary file someone made through the mount.
+  let candidates = name.startsWith(OCI_WHITEOUT_PREFIX) ? [] : pd.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
   if (pd.upper && stack.upper) {
     const rel = parent.childPath(name);
     const up = stack.upperPath(rel);

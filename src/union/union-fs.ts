@@ -14,7 +14,7 @@ import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, O_ACCMODE, open
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 import { CopyUp } from './copy-up.js';
-import { isPrivateXattr, isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect } from './markers.js';
+import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
 import type { UNode } from './node.js';
 import { mergedEntries } from './readdir.js';
 import { lowerHasName, resolveChild, resolveRoot, type Resolved } from './resolve.js';
@@ -85,6 +85,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (r.dataSt) a.blocks = Number(r.dataSt.blocks);
     return a;
   }
+
 
   timeouts(node: Node): Timeouts {
     return node.data.upper ? this.upperTimeouts : LOWER_TIMEOUTS;
@@ -162,6 +163,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<UNode> {
+    // A 0/0 character device is a whiteout on disk: it would delete, not create.
+    if ((mode & C.S_IFMT) === C.S_IFCHR && rdev === 0) throw fsError('EPERM');
     const { major, minor } = decodeDev(rdev);
     return this.place(ctx, parent, name, mode, (at) => native.mknod(osPath(at), mode, major, minor));
   }
@@ -277,6 +280,15 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
         // layers have, must hide theirs.
         if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
         if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
+        const target = exchange ? undefined : lstatOrUndefined(to);
+        if (target && isWhiteout(target)) {
+          // A name deleted from a lower layer: swap the object in for the whiteout (a
+          // directory cannot be renamed over a device). The whiteout, now at the old name,
+          // stays where a lower layer still has that name, and goes otherwise.
+          native.renameat2(from, to, native.RENAME_EXCHANGE);
+          if (!srcLowerName) fs.unlinkSync(from);
+          return;
+        }
         const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
         if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
         else native.renameat2(from, to, flags | whiteout);
@@ -296,15 +308,30 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const clean = flags & ~(C.O_CREAT | C.O_EXCL);
     if (!write) {
       const onUpper = node.data.upper && !node.data.metacopy;
-      const o = openHost(this.contentPath(node), clean & ~C.O_TRUNC, false);
-      // A lower file never changes: its pages may stay cached across opens.
-      return { handle: { fd: o.fd, upper: onUpper }, keepCache: !onUpper, backingFd: o.fd, backingWritable: false };
+      const o = openHost(this.contentPath(node), clean & ~C.O_TRUNC, onUpper && !!this.opts.passthrough);
+      if (onUpper) return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
+      // A lower file never changes: its pages may stay cached across opens. In a writable
+      // union it is no passthrough backing file: once a write copies it up, every open of
+      // the inode must see the upper copy, and the kernel cannot swap an inode's backing
+      // file while it is open.
+      return { handle: { fd: o.fd, upper: false }, keepCache: true, backingFd: this.stack.readOnly ? o.fd : undefined, backingWritable: false };
     }
     this.writable();
     return then(this.copyUp.file(node, false), () => {
       const o = openHost(this.upperPath(node), clean, !!this.opts.passthrough);
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
     });
+  }
+
+  /** A handle opened on a lower file follows its copy-up, so it reads what is written after it (as overlayfs does). */
+  override read(ctx: Context, node: Node, h: UnionHandle, offset: number, size: number): Buffer {
+    if (!h.upper && node.data.upper && !node.data.metacopy) {
+      const fd = fs.openSync(this.upperPath(node), C.O_RDONLY);
+      fs.closeSync(h.fd);
+      h.fd = fd;
+      h.upper = true;
+    }
+    return super.read(ctx, node, h, offset, size);
   }
 
   fsyncdir(_ctx: Context, node: Node, datasync: boolean): Promise<void> | void {
@@ -320,27 +347,35 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   getxattr(_ctx: Context, node: Node, name: string): Buffer {
-    if (isPrivateXattr(name)) throw fsError('ENODATA');
-    return native.lgetxattr(this.metaPath(node), name);
+    const stored = xattrOnDisk(name);
+    if (stored === undefined) throw fsError('ENODATA');
+    return native.lgetxattr(this.metaPath(node), stored);
   }
 
   listxattr(_ctx: Context, node: Node): string[] {
-    return native.llistxattr(this.metaPath(node)).filter((n) => !isPrivateXattr(n));
+    const out: string[] = [];
+    for (const n of native.llistxattr(this.metaPath(node))) {
+      const shown = xattrShown(n);
+      if (shown !== undefined) out.push(shown);
+    }
+    return out;
   }
 
   setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number): Promise<void> | void {
     this.writable();
-    if (isPrivateXattr(name)) throw fsError('EPERM');
+    const stored = xattrOnDisk(name);
+    if (stored === undefined) throw fsError('EPERM');
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return then(up, () => native.lsetxattr(this.upperPath(node), name, value, flags));
+    return then(up, () => native.lsetxattr(this.upperPath(node), stored, value, flags));
   }
 
   removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
     this.writable();
-    if (isPrivateXattr(name)) throw fsError('ENODATA');
+    const stored = xattrOnDisk(name);
+    if (stored === undefined) throw fsError('ENODATA');
     // Removing what is not there must fail before anything is copied up.
-    native.lgetxattr(this.metaPath(node), name);
+    native.lgetxattr(this.metaPath(node), stored);
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return then(up, () => native.lremovexattr(this.upperPath(node), name));
+    return then(up, () => native.lremovexattr(this.upperPath(node), stored));
   }
 }
