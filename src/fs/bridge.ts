@@ -240,7 +240,7 @@ export class Bridge<D, H> implements RawFileSystem {
   }
 
   /** Records an open file and decides between passthrough, page cache and direct I/O. */
-  private opened(node: Inode<D>, r: OpenResult<H>, flags: number, allowPassthrough: boolean): { fh: number; openFlags: number; backingId: number } {
+  private opened(ctx: RequestContext, node: Inode<D>, r: OpenResult<H>, flags: number, allowPassthrough: boolean): { fh: number; openFlags: number; backingId: number } {
     let openFlags = 0;
     if (r.keepCache) openFlags |= FOPEN_KEEP_CACHE;
     if (r.directIo) openFlags |= FOPEN_DIRECT_IO;
@@ -266,8 +266,12 @@ export class Bridge<D, H> implements RawFileSystem {
         backing = true;
         openFlags = (openFlags | FOPEN_PASSTHROUGH) & ~FOPEN_KEEP_CACHE;
       } else if (this.backing.has(node.nodeid)) {
-        // The inode is in passthrough mode; a page-cache open of it would be refused.
-        openFlags |= FOPEN_DIRECT_IO;
+        // The kernel fails every open of a passthrough inode that does not name its backing
+        // file (EIO), and this one cannot share it (read-only backing, write-open). Filesystems
+        // open backing files read-write where they can, so this is a host file that refused
+        // write access for the first open (ETXTBSY, EROFS) and would refuse it now too.
+        void this.fs.release?.(ctx, node, r.handle);
+        throw fsError('ETXTBSY', `${safePath(node)}: open for writing while open for passthrough read-only`);
       }
     }
     if (!backing && !(openFlags & FOPEN_DIRECT_IO)) this.cachedOpens.set(node.nodeid, (this.cachedOpens.get(node.nodeid) ?? 0) + 1);
@@ -281,7 +285,7 @@ export class Bridge<D, H> implements RawFileSystem {
       const kill = b.openFlags & OPEN_KILL_SUIDGID ? this.dropSuidgid(ctx, node, r.handle) : undefined;
       return then(kill, () =>
         then(this.passthroughAllowed(ctx, node, r), (pt) => {
-          const o = this.opened(node, r, b.flags, pt);
+          const o = this.opened(ctx, node, r, b.flags, pt);
           return out.openOut(o.fh, o.openFlags, o.backingId);
         }),
       );
@@ -293,7 +297,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return then(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
       const e = this.entryOut(parent, b.name, r.entry);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
-      const o = this.opened(this.table.get(e.nodeid), r.open, b.flags, pt);
+      const o = this.opened(ctx, this.table.get(e.nodeid), r.open, b.flags, pt);
       return out.createOut(e, o.fh, o.openFlags, o.backingId);
     });
   }
