@@ -17,7 +17,6 @@ import { resolveChild } from './resolve.js';
 import type { LayerStack, LowerRef } from './stack.js';
 
 const S_IFMT = 0o170000;
-const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const NS = 1_000_000_000n;
@@ -276,4 +275,3 @@ function inoBytes(lowerIno: bigint, metaSrc: HostPath, wasUpper: boolean): Buffe
   return b;
 }
 
-export { S_IFDIR };

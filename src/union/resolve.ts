@@ -6,7 +6,6 @@ import type { BigIntStats } from 'node:fs';
 import { ENOENT_ERROR } from '../fuse/errors.js';
 import type { Inode } from '../fs/inode.js';
 import { lstatOrUndefined } from '../host/files.js';
-import { osPath } from '../util/os-path.js';
 import { isMetacopy, isOpaqueDir, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
 import type { UNode } from './node.js';
 import type { LayerStack, LowerRef } from './stack.js';
@@ -153,4 +152,3 @@ export function lowerHasName(stack: LayerStack, parent: Inode<UNode>, name: stri
   return searchLowers(stack, candidates, 'none').top !== undefined;
 }
 
-export { osPath };

@@ -7,7 +7,3 @@ export function osPath(p: string): string | Buffer {
   return NON_ASCII.test(p) ? Buffer.from(p, 'latin1') : p;
 }
 
-/** A name read from the OS as latin1 is already a byte string; one read as UTF-8 is not. */
-export function byteString(b: Buffer): string {
-  return b.toString('latin1');
-}
