@@ -45,7 +45,7 @@ Commands:
   strata umount [-l] MNT
       unmount a stratafs mount; its daemon exits
   strata demo
-      mount a small demo tree, show it working, unmount
+      mount the built-in demo image with a writable layer, run its shell, show the changes, unmount
   strata --version
 
 Images:
