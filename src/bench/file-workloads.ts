@@ -74,3 +74,84 @@ export function createFiles(dir: string, n: number): number {
   if (fs.readdirSync(dir).length !== n) throw new Error(`${dir}: ${fs.readdirSync(dir).length} files, expected ${n}`);
   return t;
 }
+
+/** A recursive lstat walk (readdir, then lstat of every entry); the count must match. */
+export function walkTree(root: string, expectedEntries: number): number {
+  let count = 0;
+  const t = seconds(() => {
+    const stack = [root];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      for (const name of fs.readdirSync(dir)) {
+        const p = `${dir}/${name}`;
+        count++;
+        if (fs.lstatSync(p).isDirectory()) stack.push(p);
+      }
+    }
+  });
+  if (count !== expectedEntries) throw new Error(`walk of ${root}: ${count} entries, expected ${expectedEntries}`);
+  return t;
+}
+
+/** Reads every file whole; the bytes read must add up to the sizes given. */
+export function readFiles(root: string, files: Array<[string, number]>): number {
+  let total = 0;
+  let expected = 0;
+  for (const [, s] of files) expected += s;
+  const t = seconds(() => {
+    for (const [p] of files) total += fs.readFileSync(`${root}/${p}`).length;
+  });
+  if (total !== expected) throw new Error(`read under ${root}: ${total} bytes, expected ${expected}`);
+  return t;
+}
+
+/** Appends one byte to each file (open O_APPEND, write, close), timing each one. */
+export function appendByte(root: string, files: Array<[string, number]>): { seconds: number; latencies: number[] } {
+  const one = Buffer.from('+');
+  const latencies: number[] = [];
+  const t = seconds(() => {
+    for (const [p] of files) {
+      const t0 = process.hrtime.bigint();
+      const fd = fs.openSync(`${root}/${p}`, 'a');
+      fs.writeSync(fd, one);
+      fs.closeSync(fd);
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  });
+  for (const [p, s] of files) {
+    const got = fs.lstatSync(`${root}/${p}`).size;
+    if (got !== s + 1) throw new Error(`${root}/${p}: ${got} bytes after appending one, expected ${s + 1}`);
+  }
+  return { seconds: t, latencies };
+}
+
+export function chmodFiles(root: string, files: string[], mode: number): number {
+  const t = seconds(() => {
+    for (const p of files) fs.chmodSync(`${root}/${p}`, mode);
+  });
+  for (const p of files) {
+    const got = fs.lstatSync(`${root}/${p}`).mode & 0o7777;
+    if (got !== mode) throw new Error(`${root}/${p}: mode ${got.toString(8)} after chmod, expected ${mode.toString(8)}`);
+  }
+  return t;
+}
+
+/** rm -rf of a directory; it must be gone from its parent's listing. */
+export function removeTree(dir: string): number {
+  const t = seconds(() => fs.rmSync(dir, { recursive: true }));
+  if (fs.existsSync(dir) || fs.readdirSync(path.dirname(dir)).includes(path.basename(dir))) throw new Error(`${dir}: still there after rm -rf`);
+  return t;
+}
+
+/** Renames each file to its name plus `suffix` in the same dir; sizes must follow. */
+export function renameFiles(root: string, files: Array<[string, number]>, suffix: string): number {
+  const t = seconds(() => {
+    for (const [p] of files) fs.renameSync(`${root}/${p}`, `${root}/${p}${suffix}`);
+  });
+  for (const [p, s] of files) {
+    if (fs.existsSync(`${root}/${p}`)) throw new Error(`${root}/${p}: still there after rename`);
+    const got = fs.lstatSync(`${root}/${p}${suffix}`).size;
+    if (got !== s) throw new Error(`${root}/${p}${suffix}: ${got} bytes after rename, expected ${s}`);
+  }
+  return t;
+}

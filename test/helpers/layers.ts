@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../../src/native/binding.js';
 import type { TreeEntry } from '../../src/util/tree.js';
+import { prng } from '../../src/util/prng.js';
 
 /** [seconds, nanoseconds] */
 export type Time = readonly [number, number];
@@ -231,17 +232,7 @@ export function toOverlayFormat(layerDir: string, dest?: string): string {
 // ---------------------------------------------------------------------------------------
 // Seeded random stacks
 
-/** mulberry32: small, fast, deterministic. Returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export interface Rng {
   next(): number;
