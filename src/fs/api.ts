@@ -100,8 +100,13 @@ export interface FileSystem<D = unknown, H = unknown> {
   lseek?(ctx: Context, node: Inode<D>, fh: H, offset: number, whence: number): MaybeAsync<number>;
   copyFileRange?(ctx: Context, inNode: Inode<D>, inFh: H, inOffset: number, outNode: Inode<D>, outFh: H, outOffset: number, length: number, flags: number): MaybeAsync<number>;
 
-  /** Checked at OPENDIR (permissions, existence); the listing is taken by readdir. */
-  opendir?(ctx: Context, node: Inode<D>): MaybeAsync<void>;
+  /**
+   * Checked at OPENDIR (permissions, existence); the listing is taken by readdir. Answer
+   * `{ cache: true }` for a directory whose listing cannot change behind the kernel's back:
+   * the kernel then keeps it (FOPEN_CACHE_DIR) and drops it itself when it changes the
+   * directory through the mount.
+   */
+  opendir?(ctx: Context, node: Inode<D>): MaybeAsync<void | { cache: boolean }>;
   /** Every entry of a directory except "." and "..", which the bridge adds. */
   readdir?(ctx: Context, node: Inode<D>): DirEntry[];
   fsyncdir?(ctx: Context, node: Inode<D>, datasync: boolean): MaybeAsync<void>;

@@ -2,7 +2,7 @@
 // and its lookup counts, open files and directories, passthrough backing ids, and turns
 // answers into reply bodies. Everything FUSE-specific that is not per-filesystem lives here.
 
-import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, OPEN_KILL_SUIDGID, RELEASE_FLUSH, WRITE_KILL_SUIDGID } from '../fuse/abi.js';
+import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, OPEN_KILL_SUIDGID, RELEASE_FLUSH, WRITE_KILL_SUIDGID } from '../fuse/abi.js';
 import { errnoOf, errnoNumber, fsError } from '../fuse/errors.js';
 import * as out from '../fuse/replies.js';
 import type * as R from '../fuse/requests.js';
@@ -358,7 +358,9 @@ export class Bridge<D, H> implements RawFileSystem {
 
   opendir(ctx: RequestContext): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return then(this.fs.opendir?.(ctx, node), () => out.openOut(this.dirs.add({ node, entries: undefined }), 0));
+    return then(this.fs.opendir?.(ctx, node), (r) =>
+      out.openOut(this.dirs.add({ node, entries: undefined }), r?.cache ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0),
+    );
   }
 
   private listing(ctx: RequestContext, node: Inode<D>): DirEntry[] {

@@ -338,6 +338,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (node.data.upper && this.stack.upper) return fsyncDir(this.upperPath(node), datasync);
   }
 
+  /** A directory only in lower layers never changes except through this mount. */
+  opendir(_ctx: Context, node: Node): { cache: boolean } {
+    return { cache: !node.data.upper };
+  }
+
   readdir(_ctx: Context, node: Node): DirEntry[] {
     return mergedEntries(this.stack, node);
   }
