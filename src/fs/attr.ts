@@ -16,10 +16,14 @@ function split(ns: bigint): [number, number] {
   return [Number(s), Number(r)];
 }
 
+/** glibc's 64-bit dev_t (st_rdev) -> major, minor. */
+export function splitDev(rdev: number): { major: number; minor: number } {
+  return { major: ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), minor: (rdev & 0xff) | ((rdev >>> 12) & ~0xff) };
+}
+
 /** glibc's 64-bit dev_t -> the kernel's 32-bit new_encode_dev() form used by FUSE. */
 export function encodeDev(rdev: number): number {
-  const major = ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff);
-  const minor = (rdev & 0xff) | ((rdev >>> 12) & ~0xff);
+  const { major, minor } = splitDev(rdev);
   return ((minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)) >>> 0;
 }
 

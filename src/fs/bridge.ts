@@ -8,6 +8,7 @@ import * as out from '../fuse/replies.js';
 import type * as R from '../fuse/requests.js';
 import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
 import { log } from '../util/log.js';
+import { then } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
 import type { Inode } from './inode.js';
@@ -24,11 +25,6 @@ export interface BridgeOptions {
 const ENOENT = errnoNumber('ENOENT');
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
-
-/** Chains without allocating a Promise when the first step answered synchronously. */
-function then<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
-  return v instanceof Promise ? v.then(f) : f(v);
-}
 
 function need<T>(m: T | undefined): T {
   if (m === undefined) throw fsError('ENOSYS');

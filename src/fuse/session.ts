@@ -4,6 +4,7 @@
 
 import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
+import type { MaybeAsync } from '../util/maybe-async.js';
 import { InitFlag, KERNEL_MINOR_VERSION, KERNEL_VERSION, MIN_READ_BUFFER, Op, SIZE } from './abi.js';
 import { errnoNumber, errnoOf } from './errors.js';
 import { initOut } from './replies.js';
@@ -12,7 +13,7 @@ import { decodeRequest } from './requests.js';
 import { putU64 } from './wire.js';
 
 export type ReplyBody = Buffer | Buffer[] | void;
-export type MaybeAsync<T> = T | Promise<T>;
+export type { MaybeAsync };
 
 /** What every handler gets besides its body: who asks, and whether they gave up. */
 export interface RequestContext extends R.InHeader {
@@ -86,6 +87,12 @@ export interface Negotiated {
   maxWrite: number;
   passthrough: boolean;
   readdirplus: boolean;
+}
+
+/** An operation the filesystem does not implement answers ENOSYS. */
+function need<T>(m: T | undefined): T {
+  if (m === undefined) throw { code: 'ENOSYS' };
+  return m;
 }
 
 /** Replies up to this size are sent as one buffer (see reply()). */
@@ -222,10 +229,6 @@ export class Session {
 
   private call(req: R.Request, ctx: RequestContext): MaybeAsync<ReplyBody> | typeof NO_REPLY {
     const fs = this.fs;
-    const need = <T>(m: T | undefined): T => {
-      if (m === undefined) throw { code: 'ENOSYS' };
-      return m;
-    };
     switch (req.op) {
       case Op.INIT:
         return this.init(req.body);

@@ -6,6 +6,7 @@
 
 import * as fs from 'node:fs';
 import type { BigIntStats } from 'node:fs';
+import { splitDev } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { fsyncFd, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
@@ -14,6 +15,7 @@ import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, xattrShown } from './ma
 import { LinkNames } from './link-names.js';
 import type { UNode } from './node.js';
 import { resolveChild } from './resolve.js';
+import { standIn } from './stand-in.js';
 import type { LayerStack, LowerRef } from './stack.js';
 
 const S_IFMT = 0o170000;
@@ -177,8 +179,8 @@ export class CopyUp {
         copyMeta(metaSt, undefined, tmp);
       } else {
         // fifo, socket, device: the node itself is all there is to copy.
-        const rdev = Number(dataSt.rdev);
-        native.mknod(tmp, Number(dataSt.mode), ((rdev >>> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff), (rdev & 0xff) | ((rdev >>> 12) & ~0xff));
+        const { major, minor } = splitDev(Number(dataSt.rdev));
+        native.mknod(tmp, Number(dataSt.mode), major, minor);
         copyXattrs(metaSrc, undefined, tmp);
         this.setOrigin(tmp, dataSt);
         copyMeta(metaSt, undefined, tmp);
@@ -247,18 +249,6 @@ export class CopyUp {
   root: () => Inode<UNode> = () => {
     throw new Error('CopyUp.root not set');
   };
-}
-
-/** A minimal inode for a path the kernel has not looked up: enough for resolve and dir(). */
-function standIn(parent: Inode<UNode>, name: string, data: UNode): Inode<UNode> {
-  const path = parent.childPath(name);
-  return {
-    data,
-    nodeid: -1,
-    path: () => path,
-    childPath: (n: string) => `${path}/${n}`,
-    parent: () => parent,
-  } as unknown as Inode<UNode>;
 }
 
 /** The origin inode number to record: kept from an earlier copy-up when there was one. */

@@ -12,7 +12,9 @@ import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
 import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
+import { then } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
+import { rootStandIn, standIn } from './stand-in.js';
 import { CopyUp } from './copy-up.js';
 import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
 import type { UNode } from './node.js';
@@ -37,10 +39,6 @@ type Node = Inode<UNode>;
 
 /** Lower layers never change, so the kernel may keep what it learned about them. */
 const LOWER_TIMEOUTS: Timeouts = { entry: 86400, attr: 86400 };
-
-function then<T, U>(v: Promise<T> | T, f: (t: T) => U | Promise<U>): U | Promise<U> {
-  return v instanceof Promise ? v.then(f) : f(v);
-}
 
 export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem<UNode, UnionHandle> {
   readonly stack: LayerStack;
@@ -96,8 +94,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // The bridge keeps this very object as the root inode's data; copy-up's path walks
     // (hard-link siblings) start from a stand-in that shares it.
     const data = r.data;
-    const rootStandIn = { data, nodeid: 1, isRoot: true, path: () => '', childPath: (n: string) => n, parent: () => undefined } as unknown as Node;
-    this.copyUp.root = () => rootStandIn;
+    const root = rootStandIn(data);
+    this.copyUp.root = () => root;
     return { attr: this.attrOf(r), data };
   }
 
@@ -227,7 +225,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if ((Number(r.st.mode) & C.S_IFMT) !== C.S_IFDIR) throw fsError('ENOTDIR');
     const child = parent.children.get(name);
     // Empty means empty in the merged view: entries of lower layers count too.
-    const probe = child ?? ({ data: r.data, path: () => parent.childPath(name) } as unknown as Node);
+    const probe = child ?? standIn(parent, name, r.data, Number(r.st.mode) & C.S_IFMT);
     if (mergedEntries(this.stack, probe).length > 0) throw fsError('ENOTEMPTY');
     this.removeName(parent, name, r);
   }
@@ -299,8 +297,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   /** A node for a name the kernel did not look up through us (rare: the bridge knows most). */
   private inodeFor(ctx: Context, parent: Node, name: string): Node {
     const e = this.lookup(ctx, parent, name);
-    const probe = { data: e.data!, type: e.attr.mode & C.S_IFMT, path: () => parent.childPath(name), parent: () => parent, nodeid: -1 };
-    return probe as unknown as Node;
+    return standIn(parent, name, e.data!, e.attr.mode & C.S_IFMT);
   }
 
   open(_ctx: Context, node: Node, flags: number): Promise<OpenResult<UnionHandle>> | OpenResult<UnionHandle> {

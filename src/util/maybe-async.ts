@@ -1,0 +1,9 @@
+// Values that are there now or later. Handlers answer synchronously where they can (most
+// metadata requests), so chaining must not allocate a Promise when nothing is pending.
+
+export type MaybeAsync<T> = T | Promise<T>;
+
+/** f(v), after v settles if it is a Promise. */
+export function then<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
