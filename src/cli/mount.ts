@@ -2,15 +2,45 @@
 //   strata mount --lower L1:L2 --upper U --work W MNT        (leftmost lower = top layer)
 //   strata mount -o lowerdir=L1:L2,upperdir=U,workdir=W MNT  (fuse-overlayfs's syntax)
 // Without an upper dir the mount is read-only.
+//   strata mount CONTAINER PATH                              (a container: its image's layers + its own)
+// -o index=FILE keeps the path index there (default: WORK/stratafs-index.db when there is a
+// work dir); -o index=off probes the layers on disk instead.
 
 import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { mountContainer } from '../containers/lifecycle.js';
 import { mountpointPath } from '../fuse/mount.js';
+import { PathIndex } from '../index/path-index.js';
 import { UnionFs } from '../union/union-fs.js';
-import { spawnDaemon } from './daemon.js';
+import { reportReady, spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } from './mount-options.js';
 import { serveForeground } from './serve.js';
+import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [--no-passthrough] [--log-file F] MNT';
+export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
+
+/** Where the mount keeps its path index, or undefined for none. */
+export function indexFileOf(o: Map<string, string>, work: string | undefined): string | undefined {
+  const v = o.get('index');
+  if (v === 'off') return undefined;
+  if (v) return path.resolve(v);
+  return work ? path.join(path.resolve(work), 'stratafs-index.db') : undefined;
+}
+
+/** Indexes layers not yet in the index, with a progress line on a terminal, before the daemon starts. */
+function indexLayers(file: string, lowers: string[]): void {
+  const index = PathIndex.open(file);
+  try {
+    const tty = process.stderr.isTTY;
+    index.stack(lowers, (dir, n) => {
+      if (tty) process.stderr.write(`\r\x1b[2Kindexing ${dir}: ${n} entries`);
+    });
+    if (tty) process.stderr.write('\r\x1b[2K');
+  } finally {
+    index.close();
+  }
+}
 
 /** overlayfs's lowerdir list: colon separated, `\:` for a colon inside a path. */
 export function splitLowers(s: string): string[] {
@@ -20,13 +50,14 @@ export function splitLowers(s: string): string[] {
 export async function mountCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { ...mountOptionSpec, lower: { type: 'string' }, upper: { type: 'string' }, work: { type: 'string' } },
+    options: { ...mountOptionSpec, lower: { type: 'string' }, upper: { type: 'string' }, work: { type: 'string' }, root: { type: 'string' } },
     allowPositionals: true,
   });
-  const flags = values as MountFlags & { lower?: string; upper?: string; work?: string };
-  if (positionals.length !== 1) throw new Error(`usage: ${usage}`);
+  const flags = values as MountFlags & { lower?: string; upper?: string; work?: string; root?: string };
   const o = splitO(flags.o);
   const lowerSpec = flags.lower ?? o.get('lowerdir');
+  if (positionals.length === 2 && !lowerSpec) return mountContainerCommand(flags, positionals[0]!, positionals[1]!);
+  if (positionals.length !== 1) throw new Error(`usage: ${usage}\n       ${containerUsage}`);
   if (!lowerSpec) throw new Error(`no lower layers given (--lower or -o lowerdir=)\nusage: ${usage}`);
   const lowers = splitLowers(lowerSpec);
   const upper = flags.upper ?? o.get('upperdir');
@@ -34,17 +65,45 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const mnt = mountpointPath(positionals[0]!);
   // Check the layers before forking, so the caller sees what is wrong.
   const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'] });
+  const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
+    if (indexFile) indexLayers(indexFile, fsys.stack.lowers);
     const pid = await spawnDaemon(['mount', ...childArgs(argv)], flags['log-file']);
     process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
     return 0;
   }
   const opts = serveOptions(flags, { timeout: 1 });
-  await serveForeground(mnt, fsys, {
-    ...opts,
-    readOnly: opts.readOnly || upper === undefined,
-    fsname: upper ? `stratafs:${upper}` : 'stratafs',
-    subtype: 'stratafs',
-  });
+  try {
+    if (indexFile) fsys.attachIndex(indexFile);
+    await serveForeground(mnt, fsys, {
+      ...opts,
+      readOnly: opts.readOnly || upper === undefined,
+      fsname: upper ? `stratafs:${upper}` : 'stratafs',
+      subtype: 'stratafs',
+    });
+  } catch (e) {
+    reportReady((e as Error).message);
+    throw e;
+  } finally {
+    fsys.closeIndex();
+  }
+  return 0;
+}
+
+/** The flags a container mount passes on to its union daemon. */
+function daemonFlags(f: MountFlags): string[] {
+  const args: string[] = [];
+  for (const o of f.o ?? []) args.push('-o', o);
+  if (f['no-passthrough']) args.push('--no-passthrough');
+  for (const k of ['entry-timeout', 'attr-timeout', 'negative-timeout'] as const) if (f[k] !== undefined) args.push(`--${k}`, f[k]!);
+  return args;
+}
+
+/** strata mount CONTAINER PATH: the same union daemon, fed the container's layers. */
+async function mountContainerCommand(flags: MountFlags & { upper?: string; work?: string; root?: string }, ref: string, target: string): Promise<number> {
+  if (flags.foreground) throw new Error('strata mount -f: a container is always mounted by a background daemon (its state is kept for strata ps)');
+  if (flags.upper || flags.work) throw new Error(`a container brings its own upper and work dirs\nusage: ${containerUsage}`);
+  const m = await withStore(flags.root, (s) => mountContainer(s, ref, target, spawnDaemon, { daemonFlags: daemonFlags(flags), logFile: flags['log-file'], indexFile: s.paths.indexFile }));
+  process.stderr.write(`mounted container ${m.container.name} (${m.layers} layer${m.layers === 1 ? '' : 's'} + its own) at ${m.record.path} (daemon pid ${m.record.pid})\n`);
   return 0;
 }

@@ -22,6 +22,14 @@ export class StorePaths {
     return path.join(this.root, 'store.db');
   }
 
+  /**
+   * The path index (src/index/): per-layer entry tables, stack views and the journal of
+   * every container's upper-layer changes. Rebuildable from the dirs alone.
+   */
+  get indexFile(): string {
+    return path.join(this.root, 'index.db');
+  }
+
   /** Extracted layers, one directory per diff_id (hex, without "sha256:"). */
   get layersDir(): string {
     return path.join(this.root, 'layers', 'sha256');

@@ -65,7 +65,11 @@ export class CopyUp {
   private readonly running = new Map<number, Promise<void>>();
   private readonly links: LinkNames;
 
-  constructor(private readonly stack: LayerStack) {
+  constructor(
+    private readonly stack: LayerStack,
+    /** Told of every name a copy-up adds to the upper dir (the path index's journal). */
+    private readonly installed: (rel: string) => void = () => {},
+  ) {
     this.links = new LinkNames(stack);
   }
 
@@ -106,6 +110,7 @@ export class CopyUp {
    */
   private install(tmp: HostPath, rel: string): void {
     this.keepingParentTimes(rel, () => fs.renameSync(tmp, this.stack.upperPath(rel)));
+    this.installed(rel);
   }
 
   private keepingParentTimes(rel: string, change: () => void): void {
@@ -207,6 +212,7 @@ export class CopyUp {
       this.dir(parents[parents.length - 1]!);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
       this.keepingParentTimes(other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
+      this.installed(other);
     }
   }
 

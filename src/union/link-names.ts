@@ -1,6 +1,6 @@
 // The names of hard-linked files in a lower layer, by inode number, so that copying up one
 // name can link the others to the same upper copy. Built once per layer on first need by
-// walking it (lower layers never change); the SQLite path index will answer this instead.
+// walking it (lower layers never change), or answered by the path index when there is one.
 
 import * as fs from 'node:fs';
 import { osPath } from '../util/os-path.js';
@@ -13,6 +13,7 @@ export class LinkNames {
 
   /** Every path in `layer` that is a name of the file with inode `ino`. */
   names(layer: number, ino: bigint): string[] {
+    if (this.stack.view) return this.stack.view.linkNames(layer, Number(ino));
     let m = this.byLayer.get(layer);
     if (!m) {
       m = this.scan(layer);

@@ -13,4 +13,10 @@ export interface UNode {
    * holds it (or its data, for a metacopy), when there is one.
    */
   lowers: LowerRef[];
+  /**
+   * The path index's id for the lower path its lowers share (src/index), when the stack is
+   * indexed and no redirect made them differ; lookups below it are then answered by the
+   * index instead of probing each layer.
+   */
+  ix?: number;
 }

@@ -1,12 +1,17 @@
 // Finding a name: upper first, then the lower dirs merged into the parent, top-down,
-// honouring whiteouts, opaque dirs and redirects in both on-disk formats. This probes the
-// layers one by one; the SQLite path index (issue 4) will answer lower lookups instead.
+// honouring whiteouts, opaque dirs and redirects in both on-disk formats. When the stack is
+// indexed, the lower side is answered by the path index (src/index) from the rows of the
+// one path, plus a single lstat of the object found; otherwise (no index, or below a
+// redirect) each layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
 import type { BigIntStats } from 'node:fs';
 import { ENOENT_ERROR } from '../fuse/errors.js';
 import type { Inode } from '../fs/inode.js';
 import { lstatOrUndefined } from '../host/files.js';
-import { isMetacopy, isOpaqueDir, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
+import { mergeDown, type Probe } from '../index/resolution.js';
+import { ROOT_IX } from '../index/schema.js';
+import { probeOf, type StackView } from '../index/stack-view.js';
+import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
 import type { UNode } from './node.js';
 import type { LayerStack, LowerRef } from './stack.js';
 
@@ -54,40 +59,53 @@ function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: strin
   return parentLowers.map((r) => ({ layer: r.layer, path: join(r.path.slice(0, Math.max(0, r.path.lastIndexOf('/'))), redirect) }));
 }
 
-/**
- * Walks candidate lower objects top-down. `below` describes what was found above (nothing,
- * an upper dir, or an upper metacopy file); returns the lower refs that take part.
- */
-function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' | 'dir' | 'metacopy'): { refs: LowerRef[]; top?: BigIntStats } {
-  const refs: LowerRef[] = [];
-  let top: BigIntStats | undefined;
-  for (const ref of candidates) {
+/** Looks at one candidate on disk: what is there, and the stats when something is. */
+function diskProbe(stack: LayerStack, sts: Map<LowerRef, BigIntStats>): (ref: LowerRef) => Probe {
+  return (ref) => {
     const st = lstatOrUndefined(stack.lowerPath(ref));
-    if (!st) {
-      if (ociWhiteout(stack, ref)) break;
-      continue;
-    }
-    if (isWhiteout(st)) break;
+    if (!st) return { found: ociWhiteout(stack, ref) ? 'whiteout' : 'none', hides: false };
+    if (isWhiteout(st)) return { found: 'whiteout', hides: true };
+    sts.set(ref, st);
     const dir = isDir(st);
-    if (below === 'metacopy') {
-      if (!dir) {
-        refs.push(ref);
-        top = st;
-      }
-      break;
-    }
-    if (below === 'none' && refs.length === 0) {
-      refs.push(ref);
-      top = st;
-      if (!dir || hidesBelow(stack, ref)) break;
-      continue;
-    }
-    // Merging below a directory: anything but a directory down here is hidden by it.
-    if (!dir) break;
-    refs.push(ref);
-    if (hidesBelow(stack, ref)) break;
-  }
-  return { refs, top };
+    return { found: dir ? 'dir' : 'other', hides: dir && hidesBelow(stack, ref) };
+  };
+}
+
+/**
+ * Walks candidate lower objects top-down on disk (the rule is src/index/resolution.ts).
+ * `below` describes what was found above (nothing, an upper dir, or an upper metacopy
+ * file); returns the lower refs that take part and the stats of the top one.
+ */
+function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' | 'dir' | 'metacopy'): Search {
+  const sts = new Map<LowerRef, BigIntStats>();
+  const { refs, top } = mergeDown(candidates, diskProbe(stack, sts), below);
+  return { refs, top: top && sts.get(top) };
+}
+
+interface Search {
+  refs: LowerRef[];
+  top?: BigIntStats;
+  ix?: number;
+}
+
+/**
+ * The same search answered by the path index: the rows of parent/name in this stack's
+ * layers, and one lstat of the object found (its attributes). Only for parents whose
+ * lowers share one indexed path (no redirect).
+ */
+function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: string, below: 'none' | 'dir' | 'metacopy'): Search {
+  const found = view.child(parent.ix!, name);
+  if (!found) return { refs: [] };
+  const at = new Map(found.rows.map((r) => [r.layer, r]));
+  const { refs, top } = mergeDown(parent.lowers, (ref) => probeOf(at.get(ref.layer)), below);
+  const children = refs.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
+  return { refs: children, top: top && lstatOrUndefined(stack.lowerPath(children[0]!)), ix: found.ix };
+}
+
+/** The children of a parent's lowers named `name`, searched by the index when it can answer. */
+function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'none' | 'dir' | 'metacopy'): Search {
+  if (stack.view && parent.ix !== undefined) return searchIndex(stack, stack.view, parent, name, below);
+  return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) })), below);
 }
 
 /** The union inode number of a host object (see LayerStack.unionIno and XATTR_ORIGIN_INO). */
@@ -101,22 +119,23 @@ export function inoOf(stack: LayerStack, st: BigIntStats, upperPath?: string | B
 
 export function resolveRoot(stack: LayerStack): Resolved {
   const all = stack.lowers.map((_, layer) => ({ layer, path: '' }));
+  const ix = stack.view ? ROOT_IX : undefined;
   if (stack.upper) {
     const st = lstatOrUndefined(stack.upper)!;
     const up = stack.upperPath('');
     const opaque = isOpaqueDir(up, stack.upper);
     const { refs } = opaque ? { refs: [] } : searchLowers(stack, all, 'dir');
-    return { data: { upper: true, metacopy: false, lowers: refs }, st, ino: inoOf(stack, st, up) };
+    return { data: { upper: true, metacopy: false, lowers: refs, ix }, st, ino: inoOf(stack, st, up) };
   }
   const { refs, top } = searchLowers(stack, all, 'none');
-  return { data: { upper: false, metacopy: false, lowers: refs }, st: top!, ino: inoOf(stack, top!) };
+  return { data: { upper: false, metacopy: false, lowers: refs, ix }, st: top!, ino: inoOf(stack, top!) };
 }
 
 export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: string): Resolved {
   const pd = parent.data;
   // In lower layers `.wh.` names are markers, never objects; in the upper dir (overlay
   // format) such a name is an ordinary file someone made through the mount.
-  let candidates = name.startsWith(OCI_WHITEOUT_PREFIX) ? [] : pd.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
+  const below = (mode: 'none' | 'dir' | 'metacopy'): Search => (isMarkerName(name) ? { refs: [] } : searchChild(stack, pd, name, mode));
   if (pd.upper && stack.upper) {
     const rel = parent.childPath(name);
     const up = stack.upperPath(rel);
@@ -125,30 +144,27 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
       if (isWhiteout(st)) throw ENOENT_ERROR;
       const ino = inoOf(stack, st, up);
       if (isDir(st)) {
-        if (isOpaqueDir(up, stack.upperPathString(rel))) candidates = [];
-        else {
+        let found: Search = { refs: [] };
+        if (!isOpaqueDir(up, stack.upperPathString(rel))) {
           const r = redirectOf(up);
-          if (r !== undefined) candidates = redirected(stack, pd.lowers, r);
+          found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'dir') : below('dir');
         }
-        return { data: { upper: true, metacopy: false, lowers: searchLowers(stack, candidates, 'dir').refs }, st, ino };
+        return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
       if ((Number(st.mode) & S_IFMT) === S_IFREG && isMetacopy(up)) {
         const r = redirectOf(up);
-        if (r !== undefined) candidates = redirected(stack, pd.lowers, r);
-        const found = searchLowers(stack, candidates, 'metacopy');
+        const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         return { data: { upper: true, metacopy: found.refs.length > 0, lowers: found.refs }, st, dataSt: found.top, ino };
       }
       return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
     }
   }
-  const { refs, top } = searchLowers(stack, candidates, 'none');
+  const { refs, top, ix } = below('none');
   if (!top) throw ENOENT_ERROR;
-  return { data: { upper: false, metacopy: false, lowers: refs }, st: top, ino: inoOf(stack, top) };
+  return { data: { upper: false, metacopy: false, lowers: refs, ix }, st: top, ino: inoOf(stack, top) };
 }
 
 /** Whether some lower layer still shows this name below the parent (a delete must then leave a whiteout). */
 export function lowerHasName(stack: LayerStack, parent: Inode<UNode>, name: string): boolean {
-  const candidates = parent.data.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
-  return searchLowers(stack, candidates, 'none').top !== undefined;
+  return !isMarkerName(name) && searchChild(stack, parent.data, name, 'none').top !== undefined;
 }
-

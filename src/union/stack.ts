@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HostPath } from '../host/files.js';
+import type { StackView } from '../index/stack-view.js';
 import { osPath } from '../util/os-path.js';
 
 export interface StackSpec {
@@ -24,6 +25,10 @@ export class LayerStack {
   readonly work: string | undefined;
   /** Scratch space for copy-up and deletes, inside the work dir (same fs as the upper). */
   readonly tmp: string | undefined;
+  /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
+  view: StackView | undefined;
+  /** st_dev of each lower root, top first: index rows carry st_ino only. */
+  readonly lowerDevs: bigint[];
   /** st_dev -> small index, so inode numbers of different filesystems never collide. */
   private readonly devIndex = new Map<bigint, bigint>();
 
@@ -31,6 +36,7 @@ export class LayerStack {
     if (spec.lowers.length === 0) throw new Error('at least one lower layer is needed');
     this.lowers = spec.lowers.map((l) => path.resolve(l));
     for (const l of this.lowers) if (!fs.statSync(l).isDirectory()) throw new Error(`${l}: lower layer is not a directory`);
+    this.lowerDevs = this.lowers.map((l) => fs.statSync(l, { bigint: true }).dev);
     if ((spec.upper === undefined) !== (spec.work === undefined)) throw new Error('an upper dir needs a work dir, and a work dir an upper dir');
     this.upper = spec.upper && path.resolve(spec.upper);
     this.work = spec.work && path.resolve(spec.work);

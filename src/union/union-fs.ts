@@ -12,6 +12,9 @@ import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
 import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
+import { PathIndex } from '../index/path-index.js';
+import type { UpperJournal } from '../index/journal.js';
+import { log } from '../util/log.js';
 import { then } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
 import { rootStandIn, standIn } from './stand-in.js';
@@ -44,12 +47,53 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   readonly stack: LayerStack;
   private readonly copyUp: CopyUp;
   private readonly upperTimeouts: Timeouts;
+  private index: PathIndex | undefined;
+  private journal: UpperJournal | undefined;
+  /** A journal write failed: leave the journal marked unfinished so the next mount rebuilds it. */
+  private journalBroken = false;
 
   constructor(private readonly opts: UnionOptions) {
     super();
     this.stack = new LayerStack(opts);
-    this.copyUp = new CopyUp(this.stack);
+    this.copyUp = new CopyUp(this.stack, (rel) => this.changed(rel));
     this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
+  }
+
+  /**
+   * Serves lower lookups from the path index in `file` (indexing layers not in it yet) and
+   * records upper changes in it. For the daemon only: it takes the upper dir's journal.
+   */
+  attachIndex(file: string): void {
+    const index = PathIndex.open(file);
+    this.index = index;
+    const stack = index.stack(this.stack.lowers);
+    if (stack.special) log.info({ index: file }, 'lower layers hold overlayfs redirects or metacopies: lower lookups probe the layers');
+    else this.stack.view = stack.view;
+    if (this.stack.upper) this.journal = index.attachUpper(this.stack.upper, stack);
+  }
+
+  /** After unmount: the journal is complete (unless a write to it failed). */
+  closeIndex(): void {
+    if (this.journal && !this.journalBroken) this.index!.detachUpper(this.journal);
+    this.index?.close();
+    this.index = undefined;
+    this.journal = undefined;
+  }
+
+  /** Called after every change to the upper dir's namespace (disk first, then the index). */
+  private changed(rel: string): void {
+    this.recording(() => this.journal?.touch(rel), rel);
+  }
+
+  private recording(write: () => void, rel: string): void {
+    if (!this.journal) return;
+    try {
+      write();
+    } catch (e) {
+      // The disk change stands; the journal is repaired from the upper dir at next mount.
+      this.journalBroken = true;
+      log.error({ path: rel, err: (e as Error).message }, 'recording an upper change in the path index failed');
+    }
   }
 
   private writable(): void {
@@ -157,6 +201,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       make(typeof target === 'string' ? target : target.toString('latin1'));
       giveToCaller(ctx, target, this.upperPath(parent), mode);
     }
+    this.changed(parent.childPath(name));
     return this.lookup(ctx, parent, name);
   }
 
@@ -197,6 +242,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * object in between; what was there is then removed from the work dir.
    */
   private removeName(parent: Node, name: string, child: Resolved): void {
+    this.takeName(parent, name, child);
+    this.changed(parent.childPath(name));
+  }
+
+  private takeName(parent: Node, name: string, child: Resolved): void {
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
     const lower = child.data.lowers.length > 0 || (child.data.upper && lowerHasName(this.stack, parent, name));
@@ -260,38 +310,46 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (exchange && !dst) throw fsError('ENOENT');
     this.copyUp.dir(parent);
     this.copyUp.dir(newParent);
+    const done = (): void => this.recording(() => this.journal?.renamed(parent.childPath(name), newParent.childPath(newName), exchange), newParent.childPath(newName));
     return then(this.movable(src), () =>
       then(exchange ? this.movable(dst!) : undefined, () => {
-        const from = this.childUpper(parent, name);
-        const to = this.childUpper(newParent, newName);
-        const srcLowerName = lowerHasName(this.stack, parent, name);
-        if (dst && !exchange && dst.type === C.S_IFDIR) {
-          if (mergedEntries(this.stack, dst).length > 0) throw fsError('ENOTEMPTY');
-          // Its upper copy may still hold whiteouts: clear it away before the rename.
-          if (dst.data.upper) {
-            const tmp = this.stack.tmpName();
-            fs.renameSync(to, tmp);
-            fs.rmSync(tmp, { recursive: true, force: true });
-          }
-        }
-        // A directory with no lower contents of its own, landing on a name that lower
-        // layers have, must hide theirs.
-        if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
-        if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
-        const target = exchange ? undefined : lstatOrUndefined(to);
-        if (target && isWhiteout(target)) {
-          // A name deleted from a lower layer: swap the object in for the whiteout (a
-          // directory cannot be renamed over a device). The whiteout, now at the old name,
-          // stays where a lower layer still has that name, and goes otherwise.
-          native.renameat2(from, to, native.RENAME_EXCHANGE);
-          if (!srcLowerName) fs.unlinkSync(from);
-          return;
-        }
-        const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
-        if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
-        else native.renameat2(from, to, flags | whiteout);
+        this.moveNames(parent, name, newParent, newName, flags, src, dst);
+        done();
       }),
     );
+  }
+
+  /** The rename on disk, once both ends are in the upper dir. */
+  private moveNames(parent: Node, name: string, newParent: Node, newName: string, flags: number, src: Node, dst: Node | undefined): void {
+    const exchange = (flags & native.RENAME_EXCHANGE) !== 0;
+    const from = this.childUpper(parent, name);
+    const to = this.childUpper(newParent, newName);
+    const srcLowerName = lowerHasName(this.stack, parent, name);
+    if (dst && !exchange && dst.type === C.S_IFDIR) {
+      if (mergedEntries(this.stack, dst).length > 0) throw fsError('ENOTEMPTY');
+      // Its upper copy may still hold whiteouts: clear it away before the rename.
+      if (dst.data.upper) {
+        const tmp = this.stack.tmpName();
+        fs.renameSync(to, tmp);
+        fs.rmSync(tmp, { recursive: true, force: true });
+      }
+    }
+    // A directory with no lower contents of its own, landing on a name that lower
+    // layers have, must hide theirs.
+    if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
+    if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
+    const target = exchange ? undefined : lstatOrUndefined(to);
+    if (target && isWhiteout(target)) {
+      // A name deleted from a lower layer: swap the object in for the whiteout (a
+      // directory cannot be renamed over a device). The whiteout, now at the old name,
+      // stays where a lower layer still has that name, and goes otherwise.
+      native.renameat2(from, to, native.RENAME_EXCHANGE);
+      if (!srcLowerName) fs.unlinkSync(from);
+      return;
+    }
+    const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
+    if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
+    else native.renameat2(from, to, flags | whiteout);
   }
 
   /** A node for a name the kernel did not look up through us (rare: the bridge knows most). */

@@ -1,0 +1,176 @@
+// Filling a layer's table: one walk of its extracted dir, every entry with its metadata and
+// the overlay/OCI records turned into flags, in write transactions of a few thousand rows
+// (so the journals of running mounts sharing the file are never kept waiting long). Lower
+// layers never change: a layer is walked once, when first mounted or indexed.
+
+import type { BigIntStats } from 'node:fs';
+import * as fs from 'node:fs';
+import { native } from '../native/binding.js';
+import { osPath } from '../util/os-path.js';
+import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb } from './schema.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+const NS = 1_000_000_000n;
+const BATCH = 4000;
+
+export const OCI_WHITEOUT_PREFIX = '.wh.';
+export const OCI_OPAQUE = '.wh..wh..opq';
+
+export interface EntryRow {
+  path: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime_s: number;
+  mtime_ns: number;
+  ino: number;
+  nlink: number;
+  flags: number;
+  target: string | null;
+}
+
+function xattr(p: string | Buffer, name: string): Buffer | undefined {
+  try {
+    return native.lgetxattr(p, name);
+  } catch {
+    return undefined;
+  }
+}
+
+function splitTime(ns: bigint): [number, number] {
+  let s = ns / NS;
+  let r = ns % NS;
+  if (r < 0n) {
+    r += NS;
+    s -= 1n;
+  }
+  return [Number(s), Number(r)];
+}
+
+/** `dev:ino:ctime` of a layer root: a plain dir replaced or changed at its top is noticed. */
+export function layerStamp(dir: string): string {
+  const st = fs.statSync(dir, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+}
+
+/** The row of one object (not an OCI marker), with the records it carries as flags. */
+export function rowOf(full: string, pathIx: number, st: BigIntStats, extraFlags: number): EntryRow {
+  const mode = Number(st.mode);
+  const type = mode & S_IFMT;
+  let flags = extraFlags;
+  let target: string | null = null;
+  const p = osPath(full);
+  if (type === S_IFCHR && st.rdev === 0n) flags |= F_WHITEOUT;
+  else if (type === S_IFDIR) {
+    const opq = xattr(p, 'trusted.overlay.opaque') ?? xattr(p, 'user.overlay.opaque');
+    if (opq?.toString() === 'y') flags |= F_OPAQUE;
+    const redirect = xattr(p, 'trusted.overlay.redirect');
+    if (redirect) {
+      flags |= F_REDIRECT;
+      target = redirect.toString('latin1');
+    }
+  } else if (type === S_IFLNK) target = fs.readlinkSync(p, { encoding: 'latin1' });
+  // A metadata-only copy holds no data of its own: only a sparse file can be one.
+  else if (type === S_IFREG && st.blocks * 512n < st.size && xattr(p, 'trusted.overlay.metacopy') !== undefined) flags |= F_METACOPY;
+  const [ms, mns] = splitTime(st.mtimeNs);
+  return { path: pathIx, mode, uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtime_s: ms, mtime_ns: mns, ino: Number(st.ino), nlink: Number(st.nlink), flags, target };
+}
+
+/** An OCI `.wh.NAME` with no NAME in its layer: the name is deleted. */
+export function whiteoutRow(pathIx: number): EntryRow {
+  return { path: pathIx, mode: 0, uid: 0, gid: 0, size: 0, mtime_s: 0, mtime_ns: 0, ino: 0, nlink: 0, flags: F_WHITEOUT, target: null };
+}
+
+/**
+ * Walks a layer dir and hands every row to `emit` (directories before their children).
+ * `ixOf(parentIx, name)` interns a path. Shared by ingestion and `strata index check`.
+ */
+export function walkLayer(root: string, ixOf: (parent: number, name: string) => number, emit: (row: EntryRow) => void): void {
+  const visit = (rel: string, ix: number, st: BigIntStats, extra: number): void => {
+    const full = rel === '' ? root : `${root}/${rel}`;
+    const isDir = (Number(st.mode) & S_IFMT) === S_IFDIR;
+    const names = isDir ? fs.readdirSync(osPath(full), { encoding: 'latin1' }) : [];
+    const present = new Set(names);
+    emit(rowOf(full, ix, st, extra | (present.has(OCI_OPAQUE) ? F_OPAQUE : 0)));
+    for (const n of names) {
+      if (n === OCI_OPAQUE) continue;
+      if (n.startsWith(OCI_WHITEOUT_PREFIX)) {
+        const hidden = n.slice(OCI_WHITEOUT_PREFIX.length);
+        // With the name present too, the layer replaced it: that row carries F_REPLACES.
+        if (!present.has(hidden)) emit(whiteoutRow(ixOf(ix, hidden)));
+        continue;
+      }
+      const childRel = rel === '' ? n : `${rel}/${n}`;
+      const cst = fs.lstatSync(osPath(`${root}/${childRel}`), { bigint: true });
+      visit(childRel, ixOf(ix, n), cst, present.has(OCI_WHITEOUT_PREFIX + n) ? F_REPLACES : 0);
+    }
+  };
+  visit('', ROOT_IX, fs.lstatSync(root, { bigint: true }), 0);
+}
+
+export interface IngestProgress {
+  (entries: number): void;
+}
+
+/**
+ * Indexes the layer extracted at `dir` under `key`, unless it is indexed already with the
+ * same root stamp. Returns its layer id. An interrupted ingestion (complete = 0) is
+ * redone from the start.
+ */
+export function ingestLayer(db: IndexDb, key: string, dir: string, progress?: IngestProgress): number {
+  const stamp = layerStamp(dir);
+  const old = db.prepare('SELECT id, stamp, complete FROM layers WHERE key = ?').get(key) as { id: number; stamp: string; complete: number } | undefined;
+  if (old && old.complete === 1 && old.stamp === stamp) return old.id;
+  const t0 = performance.now();
+  const id = db.transaction(() => {
+    if (old) {
+      db.prepare('DELETE FROM entries WHERE layer = ?').run(old.id);
+      db.prepare('DELETE FROM layers WHERE id = ?').run(old.id);
+    }
+    return Number(db.prepare("INSERT INTO layers (key, dir, stamp, built) VALUES (?, ?, ?, datetime('now'))").run(key, dir, stamp).lastInsertRowid);
+  })();
+  const intern = db.prepare('INSERT INTO names (parent, name) VALUES (?, ?) ON CONFLICT (parent, name) DO UPDATE SET name = excluded.name RETURNING id');
+  const insert = db.prepare(
+    'INSERT INTO entries (path, layer, mode, uid, gid, size, mtime_s, mtime_ns, ino, nlink, flags, target) VALUES (@path, @layer, @mode, @uid, @gid, @size, @mtime_s, @mtime_ns, @ino, @nlink, @flags, @target)',
+  );
+  let pending: EntryRow[] = [];
+  let count = 0;
+  let special = 0;
+  const flush = db.transaction((rows: EntryRow[]) => {
+    for (const r of rows) insert.run({ ...r, layer: id });
+  });
+  // Interning runs in the same short transactions as the rows.
+  db.exec('BEGIN');
+  try {
+    walkLayer(
+      dir,
+      (parent, name) => (intern.get(parent, name) as { id: number }).id,
+      (row) => {
+        if (row.flags & (F_REDIRECT | F_METACOPY) || !Number.isSafeInteger(row.ino)) special = 1;
+        pending.push(row);
+        if (pending.length >= BATCH) {
+          flush(pending);
+          count += pending.length;
+          pending = [];
+          db.exec('COMMIT');
+          progress?.(count);
+          db.exec('BEGIN');
+        }
+      },
+    );
+    flush(pending);
+    count += pending.length;
+    db.prepare('UPDATE layers SET entries = ?, build_ms = ?, complete = 1, special = ? WHERE id = ?').run(count, performance.now() - t0, special, id);
+    db.exec('COMMIT');
+  } catch (e) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw e;
+  }
+  progress?.(count);
+  return id;
+}

@@ -1,0 +1,169 @@
+// The path index: one SQLite file (schema.ts) holding every read-only layer's entries
+// (ingest.ts), the stacks built from them (stack-view.ts) and the journals of the upper
+// dirs mounted over them (journal.ts). The union mount asks it which layer owns a path;
+// `strata diff` reads a container's journal; `strata index` inspects and repairs it.
+
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { log } from '../util/log.js';
+import { ingestLayer, type IngestProgress } from './ingest.js';
+import { UpperJournal, type UpperChange } from './journal.js';
+import { openIndexDb, type IndexDb } from './schema.js';
+import { StackView } from './stack-view.js';
+
+export type { UpperChange } from './journal.js';
+
+export interface IndexedStack {
+  id: number;
+  view: StackView;
+  /** Some layer holds overlayfs redirects or metacopies: the union probes the disk instead. */
+  special: boolean;
+}
+
+/** Identifies this boot, so a pid recorded before a reboot is never taken for a live one. */
+function bootId(): string {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown-boot';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A journal owner ('<boot>:<pid>') that is still running. */
+function ownerAlive(owner: string): number | undefined {
+  const [boot, pid] = owner.split(':');
+  return boot === bootId() && alive(Number(pid)) ? Number(pid) : undefined;
+}
+
+const chainKey = (parent: string | undefined, layerKey: string): string => (parent === undefined ? createHash('sha256').update(layerKey).digest('hex') : createHash('sha256').update(`${parent} ${layerKey}`).digest('hex'));
+
+export class PathIndex {
+  private constructor(
+    readonly file: string,
+    readonly db: IndexDb,
+    /** The file was unreadable and has been started afresh. */
+    readonly rebuilt: boolean,
+  ) {}
+
+  static open(file: string): PathIndex {
+    const { db, rebuilt } = openIndexDb(file);
+    return new PathIndex(file, db, rebuilt);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Indexes a layer dir once (a layer is keyed by its real path, re-indexed if its root changed). */
+  addLayer(dir: string, progress?: IngestProgress): number {
+    const real = fs.realpathSync(dir);
+    return ingestLayer(this.db, real, real, progress);
+  }
+
+  /** The stack of these layer dirs (top first, as lowerdir), indexing any layer not yet in. */
+  stack(dirs: readonly string[], progress?: (dir: string, entries: number) => void): IndexedStack {
+    const ids = dirs.map((d) => this.addLayer(d, progress && ((n) => progress(d, n))));
+    return this.stackOf(ids);
+  }
+
+  private stackOf(idsTopFirst: readonly number[]): IndexedStack {
+    const keyOf = this.db.prepare('SELECT key, special FROM layers WHERE id = ?');
+    const find = this.db.prepare('SELECT id FROM stacks WHERE key = ?');
+    const add = this.db.prepare('INSERT INTO stacks (key, parent, layer, depth) VALUES (?, ?, ?, ?)');
+    let parentKey: string | undefined;
+    let parentId: number | null = null;
+    let special = false;
+    this.db.transaction(() => {
+      [...idsTopFirst].reverse().forEach((id, i) => {
+        const l = keyOf.get(id) as { key: string; special: number };
+        special ||= l.special === 1;
+        const key = chainKey(parentKey, l.key);
+        const found = find.get(key) as { id: number } | undefined;
+        parentId = found ? found.id : Number(add.run(key, parentId, id, i + 1).lastInsertRowid);
+        parentKey = key;
+      });
+    })();
+    return { id: parentId!, view: new StackView(this.db, idsTopFirst), special };
+  }
+
+  /** The layers of a stored stack, top first. */
+  private layersOfStack(stackId: number): number[] {
+    const get = this.db.prepare('SELECT parent, layer FROM stacks WHERE id = ?');
+    const out: number[] = [];
+    for (let id: number | null = stackId; id !== null; ) {
+      const r = get.get(id) as { parent: number | null; layer: number };
+      out.push(r.layer);
+      id = r.parent;
+    }
+    return out;
+  }
+
+  /**
+   * Takes the journal of an upper dir for a mount: refused while another live daemon
+   * holds it; rebuilt from the upper dir when the last daemon died without closing it
+   * or the dir was last used over other layers. Close it with `detach` on unmount.
+   */
+  attachUpper(upperDir: string, stack: IndexedStack): UpperJournal {
+    const dir = fs.realpathSync(upperDir);
+    const row = this.db.prepare('SELECT id, stack, owner FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null } | undefined;
+    if (row?.owner) {
+      const pid = ownerAlive(row.owner);
+      if (pid !== undefined && pid !== process.pid) throw new Error(`${dir}: upper dir is in use by the stratafs daemon with pid ${pid}`);
+    }
+    const id = row ? row.id : Number(this.db.prepare("INSERT INTO uppers (dir, stack, updated) VALUES (?, ?, datetime('now'))").run(dir, stack.id).lastInsertRowid);
+    const journal = new UpperJournal(this.db, id, dir, stack.view);
+    const stale = row !== undefined && (row.owner !== null || row.stack !== stack.id);
+    if (stale || (!row && fs.readdirSync(dir).length > 0)) {
+      const why = row?.owner ? 'its last daemon died without unmounting' : row ? 'it was last mounted over other layers' : 'it is new to this index';
+      const t0 = performance.now();
+      const n = journal.rebuild();
+      log.warn({ upper: dir, entries: n, ms: Math.round(performance.now() - t0) }, `upper-change journal rebuilt from the upper dir: ${why}`);
+    }
+    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, updated = datetime('now') WHERE id = ?").run(stack.id, `${bootId()}:${process.pid}`, id);
+    return journal;
+  }
+
+  /** A clean unmount: the journal is complete. */
+  detachUpper(journal: UpperJournal): void {
+    if (this.db.open) this.db.prepare("UPDATE uppers SET owner = NULL, updated = datetime('now') WHERE id = ?").run(journal.upperId);
+  }
+
+  /** The journal of an upper dir known to this index, or undefined. */
+  private journalOf(upperDir: string): UpperJournal | undefined {
+    const dir = fs.realpathSync(upperDir);
+    const row = this.db.prepare('SELECT id, stack, owner FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null } | undefined;
+    if (!row) return undefined;
+    const journal = new UpperJournal(this.db, row.id, dir, new StackView(this.db, this.layersOfStack(row.stack)));
+    if (row.owner && ownerAlive(row.owner) === undefined) {
+      journal.rebuild();
+      this.db.prepare("UPDATE uppers SET owner = NULL, updated = datetime('now') WHERE id = ?").run(row.id);
+      log.warn({ upper: dir }, 'upper-change journal rebuilt: its daemon died without unmounting');
+    }
+    return journal;
+  }
+
+  /**
+   * The changes recorded for an upper dir, docker-diff style (see journal.ts). An upper dir
+   * never mounted with this index has none if it is empty, and is an error otherwise.
+   */
+  upperChanges(upperDir: string): UpperChange[] {
+    const j = this.journalOf(upperDir);
+    if (j) return j.changes();
+    if (fs.readdirSync(upperDir).length === 0) return [];
+    throw new Error(`${upperDir}: this upper dir was never mounted with the index ${this.file}; mount it once or run 'strata index rebuild'`);
+  }
+
+  /** Every upper dir this index keeps a journal for. */
+  uppers(): Array<{ dir: string; journal: () => UpperJournal | undefined }> {
+    return (this.db.prepare('SELECT dir FROM uppers ORDER BY dir').all() as Array<{ dir: string }>).map((r) => ({ dir: r.dir, journal: () => this.journalOf(r.dir) }));
+  }
+}

@@ -1,0 +1,182 @@
+// The resolved view of one layer stack. A stack is a chain of layers (OCI's chain id: each
+// stack is its parent stack plus one layer), stored once per chain in `stacks`, so images
+// sharing a base share those rows and making a stack of N layers costs its new layers'
+// ingestion only. Resolving a path reads that path's rows (one per layer that has it)
+// and applies the union rule (resolution.ts) to them: the cost follows how many layers
+// touch the path, not how many layers the stack has. A bounded hot cache sits above.
+
+import type { Statement } from 'better-sqlite3';
+import { HotCache } from './hot-cache.js';
+import { mergeDown, type Probe } from './resolution.js';
+import { F_OPAQUE, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb } from './schema.js';
+
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+/** One layer's entry for a path, as the union needs it. */
+export interface LowerRow {
+  /** Position in the stack: 0 = top layer (overlayfs's lowerdir order). */
+  layer: number;
+  mode: number;
+  flags: number;
+  ino: number;
+  nlink: number;
+}
+
+export interface PathRows {
+  /** The path id (names.id). */
+  ix: number;
+  /** Top first; only layers of this stack. */
+  rows: LowerRow[];
+}
+
+interface RawRow {
+  ix: number;
+  name?: string;
+  layer: number;
+  mode: number;
+  flags: number;
+  ino: number;
+  nlink: number;
+}
+
+export function probeOf(row: LowerRow | undefined): Probe {
+  if (!row) return { found: 'none', hides: false };
+  if (row.flags & F_WHITEOUT) return { found: 'whiteout', hides: true };
+  const dir = (row.mode & S_IFMT) === S_IFDIR;
+  return { found: dir ? 'dir' : 'other', hides: dir && (row.flags & (F_OPAQUE | F_REPLACES)) !== 0 };
+}
+
+/** What a union path resolves to in the lower layers alone. */
+export interface LowerObject {
+  ix: number;
+  /** The layers taking part, top first (for a directory, all merged ones). */
+  rows: LowerRow[];
+}
+
+export class StackView {
+  /** layers.id -> position (0 = top). */
+  private readonly position = new Map<number, number>();
+  private readonly childStmt: Statement;
+  private readonly listStmt: Statement;
+  private readonly linkStmt: Statement;
+  private readonly nameStmt: Statement;
+  private readonly childCache = new HotCache<string, PathRows | null>(50_000);
+  private readonly listCache = new HotCache<number, Map<string, PathRows>>(2_000);
+
+  /** `layerIds`: top first, as overlayfs's lowerdir. */
+  constructor(
+    db: IndexDb,
+    readonly layerIds: readonly number[],
+  ) {
+    layerIds.forEach((id, i) => this.position.set(id, i));
+    this.childStmt = db.prepare('SELECT n.id AS ix, e.layer, e.mode, e.flags, e.ino, e.nlink FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ? AND n.name = ?');
+    this.listStmt = db.prepare('SELECT n.id AS ix, n.name, e.layer, e.mode, e.flags, e.ino, e.nlink FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ?');
+    this.linkStmt = db.prepare('SELECT path FROM entries WHERE layer = ? AND ino = ? AND nlink > 1 AND (mode & 61440) = 32768');
+    this.nameStmt = db.prepare('SELECT parent, name FROM names WHERE id = ?');
+  }
+
+  get depth(): number {
+    return this.layerIds.length;
+  }
+
+  private own(raw: RawRow): LowerRow | undefined {
+    const layer = this.position.get(raw.layer);
+    return layer === undefined ? undefined : { layer, mode: raw.mode, flags: raw.flags, ino: raw.ino, nlink: raw.nlink };
+  }
+
+  /** The rows of parent/name in this stack's layers, top first; undefined if none has it. */
+  child(parentIx: number, name: string): PathRows | undefined {
+    const listed = this.listCache.get(parentIx);
+    if (listed) return listed.get(name);
+    const key = `${parentIx}/${name}`;
+    const hit = this.childCache.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    let ix = 0;
+    const rows: LowerRow[] = [];
+    for (const raw of this.childStmt.all(parentIx, name) as RawRow[]) {
+      ix = raw.ix;
+      const r = this.own(raw);
+      if (r) rows.push(r);
+    }
+    const out = rows.length ? { ix, rows: rows.sort((a, b) => a.layer - b.layer) } : undefined;
+    this.childCache.set(key, out ?? null);
+    return out;
+  }
+
+  /** Every name under a directory in any of this stack's layers, with its rows, top first. */
+  children(parentIx: number): Map<string, PathRows> {
+    const hit = this.listCache.get(parentIx);
+    if (hit) return hit;
+    const out = new Map<string, PathRows>();
+    for (const raw of this.listStmt.all(parentIx) as RawRow[]) {
+      const r = this.own(raw);
+      if (!r) continue;
+      let e = out.get(raw.name!);
+      if (!e) out.set(raw.name!, (e = { ix: raw.ix, rows: [] }));
+      e.rows.push(r);
+    }
+    for (const e of out.values()) e.rows.sort((a, b) => a.layer - b.layer);
+    this.listCache.set(parentIx, out);
+    return out;
+  }
+
+  /** The union path ('a/b', no leading slash) of a path id. */
+  pathOf(ix: number): string {
+    const parts: string[] = [];
+    while (ix !== ROOT_IX) {
+      const r = this.nameStmt.get(ix) as { parent: number; name: string } | undefined;
+      if (!r) throw new Error(`path index: no name with id ${ix}`);
+      parts.push(r.name);
+      ix = r.parent;
+    }
+    return parts.reverse().join('/');
+  }
+
+  /** Paths in the layer at `position` that are names of its regular file with inode `ino`. */
+  linkNames(position: number, ino: number): string[] {
+    const id = this.layerIds[position]!;
+    return (this.linkStmt.all(id, ino) as Array<{ path: number }>).map((r) => this.pathOf(r.path));
+  }
+
+  /** The root: every layer's top directory, merged (its names row has parent 0, see schema.ts). */
+  root(): LowerObject {
+    const rows = this.child(0, '')?.rows ?? [];
+    return { ix: ROOT_IX, rows: mergeDown(rows, probeOf, 'dir').refs };
+  }
+
+  /**
+   * Resolves one step below a lower directory whose merged layers are `parent.rows`:
+   * undefined when the lower layers do not show the name.
+   */
+  step(parent: LowerObject, name: string): LowerObject | undefined {
+    const found = this.child(parent.ix, name);
+    if (!found) return undefined;
+    const at = new Map(found.rows.map((r) => [r.layer, r]));
+    const { refs, top } = mergeDown(parent.rows, (p) => probeOf(at.get(p.layer)), 'none');
+    if (!top) return undefined;
+    return { ix: found.ix, rows: refs.map((p) => at.get(p.layer)!) };
+  }
+
+  /** What the lower layers alone show at a union path ('' = root, 'a/b'). */
+  resolve(rel: string): LowerObject | undefined {
+    let cur: LowerObject | undefined = this.root();
+    if (rel === '') return cur;
+    for (const name of rel.split('/')) {
+      if (!cur || cur.rows.length === 0 || (cur.rows[0]!.mode & S_IFMT) !== S_IFDIR) return undefined;
+      cur = this.step(cur, name);
+    }
+    return cur;
+  }
+
+  /** The names a merged lower directory shows, each resolved. */
+  list(dir: LowerObject): Map<string, LowerObject> {
+    const out = new Map<string, LowerObject>();
+    for (const [name, found] of this.children(dir.ix)) {
+      const at = new Map(found.rows.map((r) => [r.layer, r]));
+      const { refs, top } = mergeDown(dir.rows, (p) => probeOf(at.get(p.layer)), 'none');
+      if (top) out.set(name, { ix: found.ix, rows: refs.map((p) => at.get(p.layer)!) });
+    }
+    return out;
+  }
+}
