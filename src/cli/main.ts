@@ -14,6 +14,7 @@ import {
   tagCommand,
   usage as imagesUsage,
 } from './images.js';
+import { indexCommand, usage as indexUsage } from './index-cmd.js';
 import { loopbackCommand, usage as loopbackUsage } from './loopback.js';
 import { mountCommand, usage as mountUsage } from './mount.js';
 import { umountCommand } from './umount.js';
@@ -33,6 +34,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   history: historyCommand,
   tag: tagCommand,
   rmi: rmiCommand,
+  index: indexCommand,
 };
 
 const help = `strata ${version} — a union filesystem for container images, over FUSE
@@ -46,6 +48,8 @@ Commands:
       unmount a stratafs mount; its daemon exits
   strata demo
       mount the built-in demo image with a writable layer, run its shell, show the changes, unmount
+  ${indexUsage}
+      the path index: what it holds, every difference from the dirs, or rebuild it from them
   strata --version
 
 Images:

@@ -13,6 +13,17 @@ import { StackView } from './stack-view.js';
 
 export type { UpperChange } from './journal.js';
 
+export interface IndexStats {
+  file: string;
+  /** The database and its write-ahead log, on disk. */
+  bytes: number;
+  entries: number;
+  paths: number;
+  stacks: number;
+  layers: Array<{ dir: string; entries: number; buildMs: number; complete: number; built: string }>;
+  uppers: Array<{ dir: string; owner: string | null; changes: number }>;
+}
+
 export interface IndexedStack {
   id: number;
   view: StackView;
@@ -160,6 +171,46 @@ export class PathIndex {
     if (j) return j.changes();
     if (fs.readdirSync(upperDir).length === 0) return [];
     throw new Error(`${upperDir}: this upper dir was never mounted with the index ${this.file}; mount it once or run 'strata index rebuild'`);
+  }
+
+  /** What the index holds and what it costs (`strata index stats`). */
+  stats(): IndexStats {
+    const q = <T>(sql: string): T => this.db.prepare(sql).get() as T;
+    let bytes = 0;
+    for (const suffix of ['', '-wal']) bytes += fs.statSync(this.file + suffix, { throwIfNoEntry: false })?.size ?? 0;
+    const layers = this.db.prepare('SELECT dir, entries, build_ms AS buildMs, complete, built FROM layers ORDER BY id').all() as IndexStats['layers'];
+    const entries = layers.reduce((n, l) => n + l.entries, 0);
+    return {
+      file: this.file,
+      bytes,
+      entries,
+      paths: q<{ n: number }>('SELECT count(*) AS n FROM names').n,
+      stacks: q<{ n: number }>('SELECT count(*) AS n FROM stacks').n,
+      layers,
+      uppers: this.db.prepare('SELECT u.dir, u.owner, (SELECT count(*) FROM changes c WHERE c.upper = u.id) AS changes FROM uppers u ORDER BY u.dir').all() as IndexStats['uppers'],
+    };
+  }
+
+  /** Recreates everything from the dirs alone: every layer walked again, every journal rebuilt. */
+  rebuild(progress?: (what: string) => void): void {
+    for (const l of this.db.prepare('SELECT id, dir FROM layers ORDER BY id').all() as Array<{ id: number; dir: string }>) {
+      if (!fs.existsSync(l.dir)) {
+        progress?.(`dropping ${l.dir} (gone)`);
+        this.db.transaction(() => {
+          this.db.prepare('DELETE FROM entries WHERE layer = ?').run(l.id);
+          this.db.prepare('UPDATE layers SET complete = 0 WHERE id = ?').run(l.id);
+        })();
+        continue;
+      }
+      progress?.(`indexing ${l.dir}`);
+      this.db.prepare('UPDATE layers SET complete = 0 WHERE id = ?').run(l.id);
+      ingestLayer(this.db, l.dir, l.dir);
+    }
+    for (const u of this.uppers()) {
+      if (!fs.existsSync(u.dir)) continue;
+      progress?.(`journal of ${u.dir}`);
+      u.journal()?.rebuild();
+    }
   }
 
   /** Every upper dir this index keeps a journal for. */

@@ -28,7 +28,8 @@ export interface UnionDriver {
    */
   mount(lowers: string[], upper: string | undefined, work: string | undefined, mnt: string): UnionMount;
   /** The same through `-o lowerdir=...,upperdir=...,workdir=...,` (the mount-program syntax podman uses). */
-  mountO(lowers: string[], upper: string | undefined, work: string | undefined, mnt: string): UnionMount;
+  /** `extraO`: more -o options (stratafs only, e.g. index=FILE). */
+  mountO(lowers: string[], upper: string | undefined, work: string | undefined, mnt: string, extraO?: string): UnionMount;
 }
 
 /** The options the kernel reference runs with, matching stratafs's semantics. */
@@ -110,10 +111,10 @@ export const strataDriver: UnionDriver = {
     if (upper && work) args.push('--upper', upper, '--work', work);
     return strataMount(args, mnt);
   },
-  mountO(lowers, upper, work, mnt) {
+  mountO(lowers, upper, work, mnt, extraO) {
     let o = `lowerdir=${lowers.map(checkOptionPath).join(':')}`;
     if (upper && work) o += `,upperdir=${checkOptionPath(upper)},workdir=${checkOptionPath(work)}`;
-    return strataMount(['mount', '-o', `${o},`], mnt);
+    return strataMount(['mount', '-o', `${o},${extraO ?? ''}`], mnt);
   },
 };
 

@@ -1,0 +1,176 @@
+// Property test of the path index: on seeded random stacks (whiteouts, opaque dirs,
+// replaced dirs, symlinks, hard links, both whiteout formats), every lookup and every
+// listing answered from the index equals what the reference resolver finds by probing the
+// layer dirs, name by name; and a read-only mount served from the index shows the same tree
+// as the kernel's overlayfs and as the generator's model.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { PathIndex } from '../../src/index/path-index.js';
+import type { Inode } from '../../src/fs/inode.js';
+import { LinkNames } from '../../src/union/link-names.js';
+import type { UNode } from '../../src/union/node.js';
+import { mergedEntries } from '../../src/union/readdir.js';
+import { resolveChild, resolveRoot } from '../../src/union/resolve.js';
+import { LayerStack } from '../../src/union/stack.js';
+import { rootStandIn, standIn } from '../../src/union/stand-in.js';
+import { osPath } from '../../src/util/os-path.js';
+import { buildStack, modelTree, randomStack, toOverlayFormat, type LayerFormat } from '../helpers/layers.js';
+import { tmpdir } from '../helpers/mount.js';
+import { canonTree, diffFields, mergedView, diffViews } from '../union/harness.js';
+import { MountRegistry, mountKernelOverlay, strataDriver } from '../union/overlay.js';
+
+const root = tmpdir('index-resolve');
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+type Node = Inode<UNode>;
+
+/** Every name any layer has under `rel` (markers included): the names worth asking about. */
+function candidateNames(lowers: string[], rel: string): string[] {
+  const names = new Set<string>();
+  for (const l of lowers) {
+    try {
+      for (const n of fs.readdirSync(osPath(rel ? `${l}/${rel}` : l), { encoding: 'latin1' })) {
+        names.add(n);
+        if (n.startsWith('.wh.')) names.add(n.slice(4));
+      }
+    } catch {
+      /* not a dir in this layer */
+    }
+  }
+  names.add('never-there');
+  return [...names].sort();
+}
+
+/** What the resolver answers for every name under every visible directory, and every listing. */
+function answers(stack: LayerStack): Record<string, string> {
+  const out: Record<string, string> = {};
+  const r0 = resolveRoot(stack);
+  const visit = (node: Node, rel: string): void => {
+    const listing = mergedEntries(stack, node)
+      .map((e) => `${e.name}:${e.mode.toString(8)}:${e.ino}`)
+      .sort();
+    out[`ls /${rel}`] = listing.join(' ');
+    for (const name of candidateNames(stack.lowers, rel)) {
+      const crel = rel ? `${rel}/${name}` : name;
+      let r;
+      try {
+        r = resolveChild(stack, node, name);
+      } catch (e) {
+        out[crel] = (e as NodeJS.ErrnoException).code ?? String(e);
+        continue;
+      }
+      out[crel] = `${Number(r.st.mode).toString(8)} ino=${r.ino} size=${r.st.size} lowers=${r.data.lowers.map((l) => `${l.layer}:${l.path}`).join(',')}`;
+      if ((Number(r.st.mode) & 0o170000) === 0o040000) visit(standIn(node, name, r.data, 0o040000), crel);
+    }
+  };
+  visit(rootStandIn(r0.data), '');
+  return out;
+}
+
+/** Hard-link sibling names of every lower file with more than one name. */
+function linkSets(stack: LayerStack): Record<string, string> {
+  const names = new LinkNames(stack);
+  const out: Record<string, string> = {};
+  stack.lowers.forEach((l, layer) => {
+    const walk = (rel: string): void => {
+      for (const d of fs.readdirSync(osPath(rel ? `${l}/${rel}` : l), { encoding: 'latin1', withFileTypes: true })) {
+        const p = rel ? `${rel}/${d.name}` : d.name;
+        if (d.isDirectory()) walk(p);
+        else if (d.isFile()) {
+          const st = fs.lstatSync(osPath(`${l}/${p}`), { bigint: true });
+          if (st.nlink > 1n) out[`${layer}:${p}`] = names.names(layer, st.ino).sort().join(' ');
+        }
+      }
+    };
+    walk('');
+  });
+  return out;
+}
+
+const SEEDS: Array<{ seed: number; layers: number; format: LayerFormat }> = [];
+for (let seed = 1; seed <= 24; seed++) SEEDS.push({ seed, layers: [1, 2, 3, 5, 8, 13, 20, 32][seed % 8]!, format: seed % 2 ? 'oci' : 'overlay' });
+
+describe('index-backed resolution equals probing the layer dirs', () => {
+  it.each(SEEDS)('seed $seed: $layers layers, $format', ({ seed, layers, format }) => {
+    const stack = randomStack(seed, { layers });
+    const built = buildStack(path.join(root, `prop-${seed}`), stack.specs, format);
+    const disk = new LayerStack({ lowers: built.lowers });
+    const indexed = new LayerStack({ lowers: built.lowers });
+    const index = PathIndex.open(path.join(root, `prop-${seed}.db`));
+    try {
+      const s = index.stack(built.lowers);
+      expect(s.special).toBe(false);
+      indexed.view = s.view;
+      const want = answers(disk);
+      expect(Object.keys(want).length).toBeGreaterThan(10);
+      expect(answers(indexed)).toEqual(want);
+      expect(linkSets(indexed)).toEqual(linkSets(disk));
+    } finally {
+      index.close();
+    }
+  });
+
+  it('an OCI layer that replaces a directory (`.wh.d` and `d/` in one layer) hides the old contents', () => {
+    const base = path.join(root, 'replace');
+    for (const f of ['l0/d/old', 'l0/d/sub/x', 'l1/d/new', 'l1/.wh.d', 'l2/d/top']) {
+      fs.mkdirSync(path.dirname(path.join(base, f)), { recursive: true });
+      fs.writeFileSync(path.join(base, f), f);
+    }
+    const lowers = ['l2', 'l1', 'l0'].map((l) => path.join(base, l));
+    const disk = new LayerStack({ lowers });
+    const indexed = new LayerStack({ lowers });
+    const index = PathIndex.open(path.join(base, 'index.db'));
+    try {
+      indexed.view = index.stack(lowers).view;
+      const want = answers(disk);
+      expect(want['ls /d']).toMatch(/^new:100644:\d+ top:100644:\d+$/);
+      expect(want['d/old']).toBe('ENOENT');
+      expect(answers(indexed)).toEqual(want);
+    } finally {
+      index.close();
+    }
+  });
+
+  it('a second stack sharing the base shares its rows: only the new layer is ingested', () => {
+    const stack = randomStack(99, { layers: 6 });
+    const built = buildStack(path.join(root, 'shared'), stack.specs, 'overlay');
+    const index = PathIndex.open(path.join(root, 'shared.db'));
+    try {
+      index.stack(built.lowers.slice(1));
+      const before = index.stats();
+      index.stack(built.lowers);
+      const after = index.stats();
+      expect(after.layers.length).toBe(before.layers.length + 1);
+      expect(after.stacks).toBe(before.stacks + 1);
+      expect(after.entries - before.entries).toBe(after.layers.at(-1)!.entries);
+    } finally {
+      index.close();
+    }
+  });
+});
+
+describe('a read-only mount served from the index, against kernel overlayfs', () => {
+  const registry = new MountRegistry();
+  afterAll(async () => registry.cleanupAll());
+
+  it.each([
+    { seed: 7, layers: 9, format: 'overlay' as const },
+    { seed: 8, layers: 16, format: 'oci' as const },
+  ])('seed $seed: $layers layers, $format', async ({ seed, layers, format }) => {
+    const stack = randomStack(seed, { layers });
+    const base = path.join(root, `ro-${seed}`);
+    const built = buildStack(path.join(base, 'lowers'), stack.specs, format);
+    const kbuilt = buildStack(path.join(base, 'klowers'), stack.specs, format);
+    if (format === 'oci') for (const l of kbuilt.layers) toOverlayFormat(l);
+    for (const m of ['mnt', 'kmnt']) fs.mkdirSync(path.join(base, m));
+    const kernel = registry.track(mountKernelOverlay(kbuilt.lowers, undefined, undefined, path.join(base, 'kmnt'), []));
+    const ours = registry.track(strataDriver.mountO(built.lowers, undefined, undefined, path.join(base, 'mnt'), `index=${base}/index.db`));
+    expect(fs.existsSync(`${base}/index.db`)).toBe(true);
+    const va = mergedView(kernel.mnt);
+    const vb = mergedView(ours.mnt);
+    expect(diffViews(va, vb)).toEqual([]);
+    expect(diffFields(canonTree(modelTree(stack)), canonTree(vb.tree))).toEqual([]);
+  });
+});
