@@ -74,7 +74,7 @@ export class InodeTable<D> {
 
   /** The name parent/name is gone (unlink, rmdir). */
   unlinkName(parent: Inode<D>, name: string): void {
-    const node = parent.children.get(name);
+    const node = parent.child(name);
     if (!node) return;
     node.removeLink(parent, name);
     this.retireIfNameless(node);
@@ -82,8 +82,8 @@ export class InodeTable<D> {
 
   /** Moves or swaps names after a successful rename. */
   rename(oldParent: Inode<D>, oldName: string, newParent: Inode<D>, newName: string, exchange: boolean): void {
-    const moved = oldParent.children.get(oldName);
-    const target = newParent.children.get(newName);
+    const moved = oldParent.child(oldName);
+    const target = newParent.child(newName);
     moved?.removeLink(oldParent, oldName);
     target?.removeLink(newParent, newName);
     moved?.addLink(newParent, newName);

@@ -12,8 +12,8 @@ export interface Link<D> {
 export class Inode<D = unknown> {
   /** How many LOOKUP replies the kernel holds for this nodeid (FORGET gives them back). */
   lookups = 0;
-  /** Children the kernel has looked up, by name. */
-  readonly children = new Map<string, Inode<D>>();
+  /** Children the kernel has looked up, by name; made on the first (most inodes are files). */
+  private kids: Map<string, Inode<D>> | undefined;
   /** The names this inode is reachable by; links[0] is the one path() uses. */
   readonly links: Array<Link<D>> = [];
 
@@ -56,16 +56,21 @@ export class Inode<D = unknown> {
     return this.links[0]?.parent;
   }
 
+  /** The child the kernel has looked up under this name, if any. */
+  child(name: string): Inode<D> | undefined {
+    return this.kids?.get(name);
+  }
+
   addLink(parent: Inode<D>, name: string): void {
-    const old = parent.children.get(name);
+    const old = parent.child(name);
     if (old === this) return;
     if (old) old.removeLink(parent, name);
-    parent.children.set(name, this);
+    (parent.kids ??= new Map()).set(name, this);
     this.links.push({ parent, name });
   }
 
   removeLink(parent: Inode<D>, name: string): void {
-    if (parent.children.get(name) === this) parent.children.delete(name);
+    if (parent.child(name) === this) parent.kids!.delete(name);
     const i = this.links.findIndex((l) => l.parent === parent && l.name === name);
     if (i >= 0) this.links.splice(i, 1);
   }

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { log } from '../util/log.js';
+import { pidAlive } from '../util/process.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
 import { UpperJournal, type UpperChange } from './journal.js';
 import { openIndexDb, type IndexDb } from './schema.js';
@@ -40,19 +41,10 @@ function bootId(): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** A journal owner ('<boot>:<pid>') that is still running. */
 function ownerAlive(owner: string): number | undefined {
   const [boot, pid] = owner.split(':');
-  return boot === bootId() && alive(Number(pid)) ? Number(pid) : undefined;
+  return boot === bootId() && pidAlive(Number(pid)) ? Number(pid) : undefined;
 }
 
 const chainKey = (parent: string | undefined, layerKey: string): string => (parent === undefined ? createHash('sha256').update(layerKey).digest('hex') : createHash('sha256').update(`${parent} ${layerKey}`).digest('hex'));
@@ -211,6 +203,17 @@ export class PathIndex {
       progress?.(`journal of ${u.dir}`);
       u.journal()?.rebuild();
     }
+  }
+
+  /** Drops an upper dir's journal (its container is being removed). */
+  forgetUpper(upperDir: string): void {
+    const dir = fs.existsSync(upperDir) ? fs.realpathSync(upperDir) : upperDir;
+    this.db.transaction(() => {
+      const row = this.db.prepare('SELECT id FROM uppers WHERE dir = ?').get(dir) as { id: number } | undefined;
+      if (!row) return;
+      this.db.prepare('DELETE FROM changes WHERE upper = ?').run(row.id);
+      this.db.prepare('DELETE FROM uppers WHERE id = ?').run(row.id);
+    })();
   }
 
   /** Every upper dir this index keeps a journal for. */

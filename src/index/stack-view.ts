@@ -61,8 +61,8 @@ export class StackView {
   private readonly listStmt: Statement;
   private readonly linkStmt: Statement;
   private readonly nameStmt: Statement;
-  private readonly childCache = new HotCache<string, PathRows | null>(50_000);
-  private readonly listCache = new HotCache<number, Map<string, PathRows>>(2_000);
+  private readonly childCache = new HotCache<string, PathRows | null>(4_096);
+  private readonly listCache = new HotCache<number, Map<string, PathRows>>(64);
 
   /** `layerIds`: top first, as overlayfs's lowerdir. */
   constructor(

@@ -173,7 +173,10 @@ export class CopyUp {
           copyXattrs(metaSrc, fd, tmp);
           native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
           copyMeta(metaSt, fd, tmp);
-          await fsyncFd(fd, false);
+          // Copied data is made durable before it replaces the lower file (overlayfs does
+          // the same); a metadata-only copy has no data to lose: a crash at worst loses the
+          // metadata change, and the lower file shows again, whole.
+          if (!metaOnly) await fsyncFd(fd, false);
         } finally {
           fs.closeSync(fd);
         }

@@ -273,7 +273,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.writable();
     const r = resolveChild(this.stack, parent, name);
     if ((Number(r.st.mode) & C.S_IFMT) !== C.S_IFDIR) throw fsError('ENOTDIR');
-    const child = parent.children.get(name);
+    const child = parent.child(name);
     // Empty means empty in the merged view: entries of lower layers count too.
     const probe = child ?? standIn(parent, name, r.data, Number(r.st.mode) & C.S_IFMT);
     if (mergedEntries(this.stack, probe).length > 0) throw fsError('ENOTEMPTY');
@@ -291,22 +291,33 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (node.data.lowers.length > 0 && redirectOf(up) === undefined) setRedirect(up, `/${node.data.lowers[0]!.path}`);
   }
 
+  /**
+   * A regular file moves as a metadata-only copy that redirects to where its data lies
+   * below (overlayfs with metacopy=on does the same): a rename copies no data.
+   */
+  private movableFile(node: Node): Promise<void> | void {
+    const lower = node.data.upper ? undefined : node.data.lowers[0];
+    return then(this.copyUp.file(node, node.type === C.S_IFREG), () => {
+      if (lower && node.data.metacopy) setRedirect(this.upperPath(node), `/${lower.path}`);
+    });
+  }
+
   private movable(node: Node): Promise<void> | void {
-    return node.type === C.S_IFDIR ? this.movableDir(node) : this.copyUp.file(node, false);
+    return node.type === C.S_IFDIR ? this.movableDir(node) : this.movableFile(node);
   }
 
   rename(ctx: Context, parent: Node, name: string, newParent: Node, newName: string, flags: number): Promise<void> | void {
     this.writable();
     if (flags & native.RENAME_WHITEOUT) throw fsError('EINVAL');
     const exchange = (flags & native.RENAME_EXCHANGE) !== 0;
-    const src = parent.children.get(name) ?? this.inodeFor(ctx, parent, name);
+    const src = parent.child(name) ?? this.inodeFor(ctx, parent, name);
     let dstRes: Resolved | undefined;
     try {
       dstRes = resolveChild(this.stack, newParent, newName);
     } catch {
       dstRes = undefined;
     }
-    const dst = dstRes ? (newParent.children.get(newName) ?? this.inodeFor(ctx, newParent, newName)) : undefined;
+    const dst = dstRes ? (newParent.child(newName) ?? this.inodeFor(ctx, newParent, newName)) : undefined;
     if (exchange && !dst) throw fsError('ENOENT');
     this.copyUp.dir(parent);
     this.copyUp.dir(newParent);
