@@ -17,6 +17,9 @@ declare -A want=(
   [mount]=mount
   [skopeo]=skopeo            # image interop tests (skopeo inspect/copy)
   [umoci]=umoci              # image interop tests and scripts/bench-load.sh
+  [fuse-overlayfs]=fuse-overlayfs  # a peer in strata bench and the index benchmark
+  [mkfs.ext4]=e2fsprogs      # benchmarks run on a RAM-backed ext4
+  [tar]=tar                  # strata bench's untar workload
 )
 missing=()
 for cmd in "${!want[@]}"; do

@@ -36,3 +36,16 @@ export interface Sample {
 export function sample(runs: number[]): Sample {
   return { runs, median: median(runs), min: Math.min(...runs), max: Math.max(...runs) };
 }
+
+/** The q-quantile (0..1) of xs, nearest rank. */
+export function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** A duration for people: µs below 1 ms, ms below 10 s, else s. */
+export function fmtTime(s: number): string {
+  if (s < 1e-3) return `${(s * 1e6).toFixed(0)} µs`;
+  if (s < 10) return `${(s * 1e3).toFixed(1)} ms`;
+  return `${s.toFixed(2)} s`;
+}

@@ -1,32 +1,128 @@
-// Mounts for benchmarks: always a separate daemon process started through the strata CLI
-// (a daemon must never be driven from its own event loop), unmounted in finally blocks.
+// Mounts for benchmarks: always a separate daemon process (a daemon must never be driven
+// from its own event loop), started through the strata CLI or the peer's own command, and
+// unmounted in finally blocks. Unmounting waits for the daemon to exit, so a benchmark never
+// leaves one running (and the next run does not share the CPU with a dying one).
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { log } from '../util/log.js';
+import { pidAlive } from '../util/process.js';
 
-const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** How to run the strata CLI: this build's dist/cli/main.js under this node. */
+export const STRATA_CLI = [process.execPath, fileURLToPath(new URL('../cli/main.js', import.meta.url))];
 
 export interface BenchMount {
   mnt: string;
   unmount(): void;
 }
 
-function isMounted(mnt: string): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mnt);
+/** Runs a command to completion; throws with its stderr when it fails. */
+export function run(cmd: string, args: string[], timeoutMs = 120_000): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: timeoutMs });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  // The command's own message first: the command line (long paths) goes to the debug log.
+  if (r.status !== 0) {
+    log.debug({ cmd, args, stderr: r.stderr }, 'command failed');
+    throw new Error(`${path.basename(cmd)} failed: ${(r.stderr || r.stdout).trim().replace(/\s*\n\s*/g, ' ') || `exit ${r.status ?? r.signal}`}`);
+  }
+  return r.stdout;
+}
+
+function mountPoints(): string[] {
+  // Field 5 of mountinfo is the mount point, with spaces and such escaped as \ooo.
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8))));
+}
+
+export function isMounted(mnt: string): boolean {
+  return mountPoints().includes(mnt);
+}
+
+/** Mount points at or below dir, deepest first (the order to unmount them in). */
+export function mountsUnder(dir: string): string[] {
+  return mountPoints()
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Processes with `mnt` as one of their arguments: the daemon serving it. */
+function daemonsOf(mnt: string): number[] {
+  const pids: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    const pid = Number(e);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').includes(mnt)) pids.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Unmounts (lazily if busy), then waits up to 10 s for the daemons serving mnt to exit; kills what is left. */
+export function unmount(mnt: string): void {
+  const daemons = daemonsOf(mnt);
+  if (isMounted(mnt)) {
+    const r = spawnSync('umount', [mnt], { encoding: 'utf8' });
+    if (r.status !== 0 && isMounted(mnt)) {
+      log.warn({ mnt, stderr: r.stderr.trim() }, 'umount failed; detaching lazily');
+      spawnSync('umount', ['-l', mnt]);
+    }
+  }
+  const end = Date.now() + 10_000;
+  for (const pid of daemons) {
+    while (pidAlive(pid) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    if (pidAlive(pid)) {
+      log.warn({ mnt, pid }, 'daemon still running 10 s after its unmount; killing it');
+      process.kill(pid, 'SIGKILL');
+    }
+  }
 }
 
 /** Starts `strata <args> MNT` in the background; returns once the mount answers. */
-export function strataMount(args: string[], mnt: string): BenchMount {
+export function strataMount(args: string[], mnt: string, cli: string[] = STRATA_CLI): BenchMount {
   fs.mkdirSync(mnt, { recursive: true });
-  const r = spawnSync(process.execPath, [CLI, ...args, mnt], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`strata ${args.join(' ')} ${mnt}: ${r.stderr.trim()}`);
-  return {
-    mnt,
-    unmount() {
-      if (!isMounted(mnt)) return;
-      const u = spawnSync('umount', [mnt]);
-      if (u.status !== 0) spawnSync('umount', ['-l', mnt]);
-    },
-  };
+  try {
+    run(cli[0]!, [...cli.slice(1), ...args, mnt], 60_000);
+  } catch (e) {
+    throw new Error(`strata ${args[0]}: ${(e as Error).message.replace(/^\S+ failed: /, '')}`);
+  }
+  return { mnt, unmount: () => unmount(mnt) };
+}
+
+/** overlayfs's lowerdir/upperdir/workdir options; paths must not hold its separators. */
+export function overlayOptions(lower: string[], upper?: string, work?: string): string {
+  for (const p of [...lower, upper ?? '', work ?? '']) {
+    if (/[,:\\]/.test(p)) throw new Error(`path not usable in overlay options: ${p}`);
+  }
+  return [`lowerdir=${lower.join(':')}`, ...(upper ? [`upperdir=${upper}`, `workdir=${work}`] : [])].join(',');
+}
+
+/** The kernel's overlayfs with the module's default features; read-only without an upper dir. */
+export function kernelOverlayMount(lower: string[], mnt: string, upper?: string, work?: string): BenchMount {
+  run('mount', ['-t', 'overlay', 'overlay', '-o', `${upper ? '' : 'ro,'}${overlayOptions(lower, upper, work)}`, mnt]);
+  return { mnt, unmount: () => unmount(mnt) };
+}
+
+export function fuseOverlayfsMount(lower: string[], upper: string, work: string, mnt: string): BenchMount {
+  run('fuse-overlayfs', ['-o', overlayOptions(lower, upper, work), mnt]);
+  return { mnt, unmount: () => unmount(mnt) };
+}
+
+/** Is `cmd` an executable on PATH? */
+export function onPath(cmd: string, pathVar = process.env.PATH ?? '/usr/bin:/bin'): boolean {
+  return pathVar.split(':').some((d) => {
+    try {
+      fs.accessSync(path.join(d, cmd), fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }

@@ -11,8 +11,9 @@ export interface ScratchFs {
   remove(): void;
 }
 
-export function ramExt4(sizeMiB: number): ScratchFs {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'strata-scratch-'));
+/** An ext4 of sizeMiB (its pages are taken only as they are written), mounted in a new dir under parent. */
+export function ramExt4(sizeMiB: number, parent = os.tmpdir()): ScratchFs {
+  const work = fs.mkdtempSync(path.join(parent, 'strata-scratch-'));
   const image = path.join('/dev/shm', `${path.basename(work)}.ext4`);
   const dir = path.join(work, 'disk');
   fs.mkdirSync(dir);
@@ -31,7 +32,14 @@ export function ramExt4(sizeMiB: number): ScratchFs {
   return {
     dir,
     remove() {
-      if (mounted) execFileSync('umount', [dir]);
+      if (mounted) {
+        // Lazily if something still holds it: the RAM behind the image must be given back.
+        try {
+          execFileSync('umount', [dir], { stdio: 'ignore' });
+        } catch {
+          execFileSync('umount', ['-l', dir]);
+        }
+      }
       mounted = false;
       fs.rmSync(image, { force: true });
       fs.rmSync(work, { recursive: true, force: true });

@@ -86,3 +86,23 @@ export function referenceGlob(pattern: string): RegExp {
   const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
   return new RegExp(`^${re}$`);
 }
+
+/** The options every listing command takes (docker's images and ps). */
+export const listingOptions = {
+  all: { type: 'boolean', short: 'a' },
+  quiet: { type: 'boolean', short: 'q' },
+  'no-trunc': { type: 'boolean' },
+  format: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+/**
+ * A listing as the user asked for it: --json (the rows), -q (unique IDs), --format, or the
+ * default table of `columns`.
+ */
+export function renderListing(how: { json?: boolean; quiet?: boolean; format?: string }, rows: Row[], headers: Record<string, string>, columns: string[]): string {
+  if (how.json) return JSON.stringify(rows, null, 2) + '\n';
+  if (how.quiet) return [...new Set(rows.map((r) => String(r.ID)))].map((id) => `${id}\n`).join('');
+  if (how.format) return renderFormat(how.format, rows, headers);
+  return renderTable(columns.map((c) => headers[c]!), rows.map((r) => columns.map((c) => String(r[c]))));
+}

@@ -3,16 +3,16 @@
 // $STRATAFS_ROOT, else the default store root).
 
 import * as fs from 'node:fs';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadDemoImage } from '../store/demo-image.js';
-import { ImageStore, type ImageRecord } from '../store/images.js';
+import type { ImageRecord } from '../store/images.js';
 import { importTarball } from '../store/import.js';
 import { loadImages } from '../store/load.js';
 import { parsePlatform } from '../store/platform.js';
 import { formatReference, shortId } from '../store/reference.js';
 import { saveImages, type SaveFormat } from '../store/save.js';
-import { humanAge, humanSize, referenceGlob, renderFormat, renderTable, type Row } from './format.js';
+import { humanAge, humanSize, listingOptions, referenceGlob, renderFormat, renderListing, type Row } from './format.js';
 import { layerProgress } from './progress.js';
+import { forEachReported, out, parse, withStore, writeArchive } from './store-args.js';
 
 export const usage = `strata load [-i FILE|DIR] [--platform OS/ARCH[/VARIANT]] [-q]
       load a docker-save archive or OCI layout/archive (stdin without -i)
@@ -30,25 +30,6 @@ export const usage = `strata load [-i FILE|DIR] [--platform OS/ARCH[/VARIANT]] [
   strata image load-demo
       the built-in demo image (demo:latest), made from this host's busybox-static
   Image commands take --root DIR (default $STRATAFS_ROOT, /var/lib/stratafs for root, else $XDG_DATA_HOME/stratafs).`;
-
-const rootOpt = { root: { type: 'string' } } as const;
-
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T) {
-  return parseArgs({ args: argv, options: { ...rootOpt, ...options }, allowPositionals: true, strict: true });
-}
-
-async function withStore<R>(root: string | undefined, fn: (s: ImageStore) => Promise<R> | R): Promise<R> {
-  const store = ImageStore.open(root);
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
-
-const out = (s: string): void => {
-  process.stdout.write(s);
-};
 
 // ---- load / save / import ---------------------------------------------------------------
 
@@ -71,12 +52,7 @@ export async function saveCommand(argv: string[]): Promise<number> {
   if (!positionals.length) throw new Error('usage: strata save [-o FILE] [--format docker|oci] IMAGE...');
   const format = (values.format ?? 'docker') as SaveFormat;
   if (format !== 'docker' && format !== 'oci') throw new Error(`--format: expected docker or oci, got '${values.format}'`);
-  if (!values.output && process.stdout.isTTY) throw new Error('cowardly refusing to write an archive to a terminal (use -o FILE or redirect)');
-  await withStore(values.root, async (s) => {
-    const sink = values.output ? fs.createWriteStream(`${values.output}.partial`) : process.stdout;
-    await saveImages(s, positionals, sink, format);
-    if (values.output) fs.renameSync(`${values.output}.partial`, values.output);
-  });
+  await withStore(values.root, (s) => writeArchive(values.output, (sink) => saveImages(s, positionals, sink, format)));
   return 0;
 }
 
@@ -123,15 +99,7 @@ function imageRows(images: ImageRecord[], noTrunc: boolean): ImageRow[] {
 }
 
 export async function imagesCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parse(argv, {
-    all: { type: 'boolean', short: 'a' },
-    quiet: { type: 'boolean', short: 'q' },
-    'no-trunc': { type: 'boolean' },
-    digests: { type: 'boolean' },
-    format: { type: 'string' },
-    filter: { type: 'string', short: 'f', multiple: true },
-    json: { type: 'boolean' },
-  });
+  const { values, positionals } = parse(argv, { ...listingOptions, digests: { type: 'boolean' }, filter: { type: 'string', short: 'f', multiple: true } });
   if (positionals.length > 1) throw new Error('usage: strata images [REPO[:TAG]] [options]');
   const images = await withStore(values.root, (s) => s.images());
   let rows = imageRows(images, !!values['no-trunc']);
@@ -148,13 +116,7 @@ export async function imagesCommand(argv: string[]): Promise<number> {
   // A pattern without ":" matches the repository; with one, "repository:tag".
   for (const re of refs) rows = rows.filter((r) => r.Repository !== '<none>' && (re.test(r.Repository) || re.test(`${r.Repository}:${r.Tag}`)));
 
-  if (values.json) out(JSON.stringify(rows, null, 2) + '\n');
-  else if (values.quiet) out([...new Set(rows.map((r) => r.ID))].map((id) => `${id}\n`).join(''));
-  else if (values.format) out(renderFormat(values.format, rows, IMAGE_HEADERS));
-  else {
-    const cols = ['Repository', 'Tag', ...(values.digests ? ['Digest'] : []), 'ID', 'CreatedSince', 'Size'];
-    out(renderTable(cols.map((c) => IMAGE_HEADERS[c]!), rows.map((r) => cols.map((c) => String(r[c])))));
-  }
+  out(renderListing(values, rows, IMAGE_HEADERS, ['Repository', 'Tag', ...(values.digests ? ['Digest'] : []), 'ID', 'CreatedSince', 'Size']));
   return 0;
 }
 
@@ -234,19 +196,7 @@ export async function tagCommand(argv: string[]): Promise<number> {
 export async function rmiCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { force: { type: 'boolean', short: 'f' } });
   if (!positionals.length) throw new Error('usage: strata rmi [-f] IMAGE...');
-  // Like docker: every image is tried; failures are reported and make the exit status 1.
-  let failed = 0;
-  await withStore(values.root, (s) => {
-    for (const p of positionals) {
-      try {
-        out(s.remove(p, !!values.force).lines.map((l) => `${l}\n`).join(''));
-      } catch (e) {
-        process.stderr.write(`strata: ${(e as Error).message}\n`);
-        failed++;
-      }
-    }
-  });
-  return failed ? 1 : 0;
+  return withStore(values.root, (s) => forEachReported(positionals, (p) => out(s.remove(p, !!values.force).lines.map((l) => `${l}\n`).join(''))));
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {

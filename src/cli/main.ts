@@ -1,6 +1,8 @@
 // strata: the command line. One file per command group; nothing imports cli/.
 
 import { log } from '../util/log.js';
+import { benchCommand, usage as benchUsage } from './bench.js';
+import { commitCommand, createCommand, diffCommand, exportCommand, psCommand, rmCommand, usage as containersUsage } from './containers.js';
 import { demoCommand } from './demo.js';
 import {
   historyCommand,
@@ -35,6 +37,13 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   tag: tagCommand,
   rmi: rmiCommand,
   index: indexCommand,
+  create: createCommand,
+  ps: psCommand,
+  rm: rmCommand,
+  diff: diffCommand,
+  commit: commitCommand,
+  export: exportCommand,
+  bench: benchCommand,
 };
 
 const help = `strata ${version} — a union filesystem for container images, over FUSE
@@ -44,16 +53,21 @@ Commands:
       mount the union of read-only layers (leftmost = top) and a writable upper dir
   ${loopbackUsage}
       mirror SRC at MNT through stratafs's FUSE layer (the reference filesystem)
-  strata umount [-l] MNT
-      unmount a stratafs mount; its daemon exits
+  strata umount [-l] MNT|CONTAINER
+      unmount a stratafs mount (or a container's); its daemon exits
   strata demo
       mount the built-in demo image with a writable layer, run its shell, show the changes, unmount
+  ${benchUsage}
+      benchmark stratafs against overlayfs, fuse-overlayfs and the plain disk (docs/benchmarks.md)
   ${indexUsage}
       the path index: what it holds, every difference from the dirs, or rebuild it from them
   strata --version
 
 Images:
   ${imagesUsage}
+
+Containers:
+  ${containersUsage}
 
 Logging: STRATAFS_LOG=debug|info|warn|error (default warn), JSON on stderr.
 `;

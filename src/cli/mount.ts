@@ -103,7 +103,12 @@ function daemonFlags(f: MountFlags): string[] {
 async function mountContainerCommand(flags: MountFlags & { upper?: string; work?: string; root?: string }, ref: string, target: string): Promise<number> {
   if (flags.foreground) throw new Error('strata mount -f: a container is always mounted by a background daemon (its state is kept for strata ps)');
   if (flags.upper || flags.work) throw new Error(`a container brings its own upper and work dirs\nusage: ${containerUsage}`);
-  const m = await withStore(flags.root, (s) => mountContainer(s, ref, target, spawnDaemon, { daemonFlags: daemonFlags(flags), logFile: flags['log-file'], indexFile: s.paths.indexFile }));
+  const m = await withStore(flags.root, (s) => mountContainer(s, ref, target, spawnDaemon, {
+      daemonFlags: daemonFlags(flags),
+      logFile: flags['log-file'],
+      indexFile: s.paths.indexFile,
+      beforeSpawn: (lowers) => indexLayers(s.paths.indexFile, lowers),
+    }));
   process.stderr.write(`mounted container ${m.container.name} (${m.layers} layer${m.layers === 1 ? '' : 's'} + its own) at ${m.record.path} (daemon pid ${m.record.pid})\n`);
   return 0;
 }

@@ -31,6 +31,8 @@ export interface SnapshotOptions {
   ino?: boolean;
   /** Include nlink (hard-link counts). */
   nlink?: boolean;
+  /** Digest file contents (default true). Off for a quick check of names, types and sizes of a large tree. */
+  content?: boolean;
   /** xattr names to leave out (e.g. trusted.overlay.* records). */
   skipXattr?: (name: string) => boolean;
 }
@@ -67,7 +69,7 @@ export function snapshotEntry(p: string, opts: SnapshotOptions = {}): TreeEntry 
   const e: TreeEntry = { type: typeOf(st), mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid) };
   if (e.type === 'file') {
     e.size = Number(st.size);
-    e.sha256 = createHash('sha256').update(fs.readFileSync(op)).digest('hex');
+    if (opts.content !== false) e.sha256 = createHash('sha256').update(fs.readFileSync(op)).digest('hex');
   }
   if (e.type === 'symlink') e.target = fs.readlinkSync(op, { encoding: 'latin1' });
   if (e.type === 'chardev' || e.type === 'blockdev') e.rdev = Number(st.rdev);
@@ -93,14 +95,14 @@ export function snapshotTree(root: string, opts: SnapshotOptions = {}): Record<s
   return out;
 }
 
-/** Human-readable differences between two snapshots ([] when equal). */
-export function diffTrees(a: Record<string, TreeEntry>, b: Record<string, TreeEntry>): string[] {
+/** Human-readable differences between two snapshots ([] when equal); `names` says which is which. */
+export function diffTrees(a: Record<string, TreeEntry>, b: Record<string, TreeEntry>, names: [string, string] = ['first', 'second']): string[] {
   const diffs: string[] = [];
   for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
     const x = a[k];
     const y = b[k];
-    if (!x) diffs.push(`+ ${k} only in second`);
-    else if (!y) diffs.push(`- ${k} only in first`);
+    if (!x) diffs.push(`+ ${k} only in ${names[1]}`);
+    else if (!y) diffs.push(`- ${k} only in ${names[0]}`);
     else {
       const xs = JSON.stringify(x);
       const ys = JSON.stringify(y);
@@ -108,4 +110,20 @@ export function diffTrees(a: Record<string, TreeEntry>, b: Record<string, TreeEn
     }
   }
   return diffs.sort();
+}
+
+/**
+ * diffTrees with changed entries spelled out field by field, so a message names what differs:
+ * `~ a/b: mode 384 != 420; xattrs (none) != {...}` (first snapshot's value first).
+ */
+export function diffTreeFields(a: Record<string, TreeEntry>, b: Record<string, TreeEntry>, names: [string, string] = ['first', 'second']): string[] {
+  const show = (v: unknown): string => (v === undefined ? '(none)' : JSON.stringify(v));
+  return diffTrees(a, b, names).map((line) => {
+    const m = /^~ (.*?): \{/.exec(line);
+    if (!m) return line;
+    const x = a[m[1]!] as unknown as Record<string, unknown>;
+    const y = b[m[1]!] as unknown as Record<string, unknown>;
+    const fields = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort().filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]));
+    return `~ ${m[1]}: ${fields.map((k) => `${k} ${show(x[k])} != ${show(y[k])}`).join('; ')}`;
+  });
 }

@@ -1,0 +1,63 @@
+// The text report of a run: a header saying what was measured where, one Markdown table per
+// workload (median, min-max spread, speed relative to overlayfs, latency percentiles), and a
+// summary of where stratafs is ahead or behind. Markdown, so a run pastes into
+// docs/benchmarks.md as printed.
+
+import { fmtTime } from './measure.js';
+import { compare, failures, type BenchResults, type Cell } from './results.js';
+
+const MiB = 2 ** 20;
+
+function cells(c: Cell | undefined, latency: boolean): string[] {
+  const blank = latency ? ['', '', '', ''] : ['', '', ''];
+  if (!c) return ['', ...blank];
+  if (c.status === 'skip') return [`skipped: ${c.reason}`, ...blank];
+  if (c.status === 'fail') return [`**FAIL**: ${c.reason.replace(/\|/g, '\\|')}`, ...blank];
+  const out = [fmtTime(c.median), `${fmtTime(c.min)} – ${fmtTime(c.max)}`, c.ratio === undefined ? 'n/a' : `${c.ratio.toFixed(2)}x`];
+  if (latency) out.push(c.p50 === undefined ? '' : `p50 ${fmtTime(c.p50)}, p99 ${fmtTime(c.p99!)}`);
+  return out;
+}
+
+function list(xs: Array<[string, number]>): string {
+  return xs.map(([w, r]) => `${w} (${r.toFixed(2)}x)`).join(', ') || 'nothing';
+}
+
+/** One line per peer: where the stratafs driver (passthrough on, else off) is faster or slower. */
+export function summaryLines(r: BenchResults): string[] {
+  const ran = (d: string): boolean => r.workloads.some((w) => w.cells[d]?.status === 'ok');
+  const ours = ['stratafs', 'stratafs-nopt'].find(ran);
+  const out: string[] = [];
+  if (ours) {
+    for (const peer of [r.reference, 'fuse-overlayfs']) {
+      const label = r.drivers.find((d) => d.name === peer)?.label;
+      if (!label) continue;
+      if (!ran(peer)) {
+        out.push(`${ours} vs ${label}: not compared (${r.drivers.find((d) => d.name === peer)?.skipped ?? 'it failed every workload'})`);
+        continue;
+      }
+      const c = compare(r, ours, peer);
+      out.push(`${ours} vs ${label}: ahead on ${list(c.ahead)}; behind on ${list(c.behind)}`);
+    }
+  }
+  for (const [d, w, why] of failures(r)) out.push(`FAIL: ${d} on ${w}: ${why}`);
+  if (r.leftoverMounts.length) out.push(`WARNING: mounts left behind by a run (unmounted by force): ${r.leftoverMounts.join(', ')}`);
+  return out;
+}
+
+export function formatReport(r: BenchResults): string {
+  const refLabel = r.drivers.find((d) => d.name === r.reference)?.label ?? r.reference;
+  const lines = [
+    `strata bench: ${r.image.label}: ${r.image.entries.toLocaleString('en')} entries, ${r.image.smallFiles.toLocaleString('en')} small files (${(r.image.smallBytes / MiB).toFixed(1)} MiB), a ${(r.image.bigBytes / MiB).toFixed(0)} MiB file.`,
+    `Median of ${r.repeat} run${r.repeat === 1 ? '' : 's'}, each with a fresh upper/work dir and mount; ${r.machine.cores} cores (${r.machine.cpu}), ${r.machine.memGiB} GiB, Linux ${r.machine.kernel}; disk: ${r.disk}; ${r.date}.`,
+    `"vs ${refLabel}": its median time / the driver's (above 1.00 = faster than ${refLabel}).`,
+  ];
+  for (const w of r.workloads) {
+    const latency = Object.values(w.cells).some((c) => c.status === 'ok' && c.p50 !== undefined);
+    lines.push('', `### \`${w.id}\`: ${w.title}`, '');
+    lines.push(`| driver | median | min – max | vs ${refLabel} |${latency ? ' open + first write |' : ''}`, `|---|---:|---:|---:|${latency ? '---|' : ''}`);
+    for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], latency).join(' | ')} |`);
+  }
+  const summary = summaryLines(r);
+  if (summary.length) lines.push('', 'Summary:', ...summary.map((s) => `- ${s}`));
+  return `${lines.join('\n')}\n`;
+}

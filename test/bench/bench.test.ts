@@ -1,0 +1,179 @@
+// The harness of `strata bench` on the small synthetic image: every workload gives the
+// right answer on the native, overlay and stratafs drivers, and every workload's result
+// check catches a wrong one (the answer is spoiled through the tamper hook, before the
+// timed run or before the check, and the cell must say FAIL). Also: the report, the JSON
+// and the SVG chart through the CLI, and skipped drivers with their reasons. No timing is
+// asserted anywhere: figures belong in docs/benchmarks.md, not in tests.
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderChart } from '../../src/bench/chart.js';
+import { allDrivers } from '../../src/bench/drivers.js';
+import { mountsUnder, onPath, unmount } from '../../src/bench/mounts.js';
+import { formatReport, summaryLines } from '../../src/bench/report.js';
+import type { BenchResults } from '../../src/bench/results.js';
+import { runBench, type BenchOptions } from '../../src/bench/runner.js';
+import { WORKLOADS, type RunCtx } from '../../src/bench/workloads.js';
+import { STRATA, tmpdir } from '../helpers/mount.js';
+
+const tmp = tmpdir('bench');
+const common: BenchOptions = { size: 'small', repeat: 1, cacheDir: path.join(tmp, 'cache'), scratchParent: tmp, cli: [STRATA], progress: () => {} };
+const ids = WORKLOADS.map((w) => w.id);
+
+/** Processes with an argument below tmp: daemons a run left behind. */
+function processesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      const args = fs.readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0');
+      if (args.some((a) => a.startsWith(dir))) out.push(`${e}: ${args.join(' ')}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+afterAll(() => {
+  const mounts = mountsUnder(tmp);
+  for (const m of mounts) unmount(m);
+  const procs = processesUnder(tmp);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  expect(mounts, 'mounts left behind').toEqual([]);
+  expect(procs, 'processes left behind').toEqual([]);
+});
+
+const first = (c: RunCtx): string => c.stage.targets.candidates[0]![0];
+const smallFile = (c: RunCtx): string => c.stage.targets.smallFiles[0]![0];
+
+/**
+ * How each workload's answer is spoiled, and what its check must then say. Where the driver
+ * has an upper dir, some checks are shown to read it (the merged view stays right there).
+ */
+const tampers: Record<string, { phase: 'before' | 'after'; spoil(c: RunCtx): void; expect: RegExp }> = {
+  'cold-walk': { phase: 'before', spoil: (c) => fs.writeFileSync(path.join(c.root, 'extra'), 'x'), expect: /entries seen by the walk: \d+, expected/ },
+  'warm-walk': { phase: 'before', spoil: (c) => fs.unlinkSync(path.join(c.root, smallFile(c))), expect: /entries seen by the walk: \d+, expected/ },
+  'stat-all': { phase: 'before', spoil: (c) => fs.appendFileSync(path.join(c.root, smallFile(c)), 'more'), expect: /bytes in regular files: \d+, expected/ },
+  'read-small': { phase: 'before', spoil: (c) => fs.truncateSync(path.join(c.root, smallFile(c)), 0), expect: /bytes read: \d+, expected/ },
+  'read-big': {
+    phase: 'before',
+    spoil: (c) => {
+      const fd = fs.openSync(path.join(c.root, c.stage.targets.bigFile), 'r+');
+      fs.writeSync(fd, Buffer.from('spoiled'), 0, 7, 0);
+      fs.closeSync(fd);
+    },
+    expect: /read back wrong data/,
+  },
+  'copy-up': {
+    phase: 'after',
+    spoil: (c) => (c.upper ? fs.unlinkSync(path.join(c.upper, first(c))) : fs.appendFileSync(path.join(c.root, first(c)), '+')),
+    expect: /^(upper dir: .*ENOENT|merged view: ~ .*: sha256 .*size)/,
+  },
+  'copy-up-big': {
+    phase: 'after',
+    spoil: (c) => fs.truncateSync(path.join(c.upper ?? c.root, c.stage.targets.bigFile), 4096),
+    expect: /(merged view|upper dir): 4096 bytes, expected \d+/,
+  },
+  chmod: { phase: 'after', spoil: (c) => fs.chmodSync(path.join(c.root, first(c)), 0o644), expect: /merged view: ~ .*: mode 384 != 420/ },
+  create: { phase: 'after', spoil: (c) => fs.unlinkSync(path.join(c.root, 'strata-bench-created/new-7')), expect: /merged view: \d+ entries in strata-bench-created, expected/ },
+  'rm-rf': { phase: 'after', spoil: (c) => fs.mkdirSync(path.join(c.root, c.stage.targets.rmTree)), expect: /merged view: .* is still there/ },
+  rename: { phase: 'after', spoil: (c) => fs.renameSync(path.join(c.root, `${first(c)}.renamed`), path.join(c.root, first(c))), expect: /still there after its rename/ },
+  untar: {
+    phase: 'after',
+    spoil: (c) => {
+      const dir = path.join(c.root, 'strata-bench-untar');
+      const file = (fs.readdirSync(dir, { recursive: true }) as string[]).map((p) => path.join(dir, p)).find((p) => fs.statSync(p).isFile())!;
+      fs.writeFileSync(file, Buffer.alloc(fs.statSync(file).size, 'x'));
+    },
+    expect: /merged view: ~ .*sha256 /,
+  },
+};
+
+describe('strata bench, size small', () => {
+  let right: BenchResults;
+  let wrong: BenchResults;
+
+  beforeAll(async () => {
+    right = await runBench({ ...common, drivers: ['native', 'overlay', 'stratafs', 'fuse-overlayfs'] });
+    wrong = await runBench({
+      ...common,
+      drivers: ['native', 'overlay'],
+      tamper: (phase, c, w) => {
+        if (tampers[w]!.phase === phase) tampers[w]!.spoil(c);
+      },
+    });
+  }, 120_000);
+
+  it('has a spoiler for every workload', () => {
+    expect(Object.keys(tampers).sort()).toEqual([...ids].sort());
+  });
+
+  describe.each(ids)('%s', (id) => {
+    it('gives the right answer on native, overlay and stratafs (fuse-overlayfs: when installed)', () => {
+      const w = right.workloads.find((x) => x.id === id)!;
+      for (const d of ['native', 'overlay', 'stratafs']) expect(w.cells[d], `${d} on ${id}`).toMatchObject({ status: 'ok' });
+      expect(w.cells.overlay).toMatchObject({ ratio: 1 });
+      if (onPath('fuse-overlayfs')) expect(w.cells['fuse-overlayfs'], `fuse-overlayfs on ${id}`).toMatchObject({ status: 'ok' });
+      else expect(w.cells['fuse-overlayfs']).toMatchObject({ status: 'skip', reason: expect.stringMatching(/not installed/) });
+    });
+
+    it('reports FAIL when the answer is wrong', () => {
+      const w = wrong.workloads.find((x) => x.id === id)!;
+      for (const d of ['native', 'overlay']) {
+        const c = w.cells[d]!;
+        expect(c.status, `${d} on ${id}: ${JSON.stringify(c)}`).toBe('fail');
+        expect(c.status === 'fail' && c.reason).toMatch(tampers[id]!.expect);
+      }
+    });
+  });
+
+  it('prints a table per workload and a summary; FAILs are in the table and the summary', () => {
+    const text = formatReport(right);
+    for (const w of right.workloads) expect(text).toContain(`### \`${w.id}\`: ${w.title}\n`);
+    expect(text).toMatch(/\| overlayfs \(kernel\) \| [\d.]+ (ms|µs|s) \| [\d.]+ (ms|µs|s) – [\d.]+ (ms|µs|s) \| 1\.00x \|/);
+    expect(text).toMatch(/\| open \+ first write \|/);
+    expect(summaryLines(right)[0]).toMatch(/^stratafs vs overlayfs \(kernel\): ahead on .*; behind on /);
+    const bad = formatReport(wrong);
+    expect(bad).toMatch(/\| native \(merged tree on the disk\) \| \*\*FAIL\*\*: /);
+    expect(bad).toContain('FAIL: overlay on untar: merged view');
+  });
+
+  it('reports a driver that cannot run as skipped, with the reason', () => {
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      expect(allDrivers().find((d) => d.name === 'fuse-overlayfs')!.unavailable()).toMatch(/fuse-overlayfs is not installed/);
+    } finally {
+      process.env.PATH = saved;
+    }
+    const r: BenchResults = structuredClone(right);
+    r.drivers.find((d) => d.name === 'fuse-overlayfs')!.skipped = 'fuse-overlayfs is not installed';
+    for (const w of r.workloads) w.cells['fuse-overlayfs'] = { status: 'skip', reason: 'fuse-overlayfs is not installed' };
+    expect(formatReport(r)).toContain('| fuse-overlayfs | skipped: fuse-overlayfs is not installed |');
+    expect(summaryLines(r)).toContain('stratafs vs fuse-overlayfs: not compared (fuse-overlayfs is not installed)');
+  });
+
+  it('the CLI prints the table, writes JSON and an SVG chart, and exits 0', async () => {
+    const json = path.join(tmp, 'out.json');
+    const svg = path.join(tmp, 'out.svg');
+    const r = spawnSync(
+      STRATA,
+      ['bench', '--size', 'small', '--repeat', '2', '--drivers', 'native,overlay', '--workloads', 'copy-up,rename', '--cache', common.cacheDir, '--json', json, '--chart', svg],
+      { encoding: 'utf8', env: { ...process.env, TMPDIR: tmp }, timeout: 60_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^strata bench: synthetic image, size small/);
+    expect(r.stdout).toContain('### `copy-up`: copy-up of 200 small files');
+    expect(r.stderr).toMatch(/\[\d\/8\] overlay +rename +2\/2 +[\d.]+ (ms|µs)/);
+    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as BenchResults;
+    expect(out.workloads.map((w) => w.id)).toEqual(['copy-up', 'rename']);
+    expect(out.workloads[0]!.cells.overlay).toMatchObject({ status: 'ok', ratio: 1, runs: [expect.any(Number), expect.any(Number)], p50: expect.any(Number), p99: expect.any(Number) });
+    const chart = fs.readFileSync(svg, 'utf8');
+    expect(chart).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(chart).toContain('native (merged tree on the disk)');
+    expect(await renderChart(out)).toBe(chart.replace(/\n$/, ''));
+  }, 60_000);
+});
