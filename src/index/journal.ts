@@ -110,6 +110,14 @@ export class UpperJournal {
   }
 
   /**
+   * Records a copy-up of an object the lower layers show at this same path: a change (C)
+   * with nothing to look up (a copy-up carries no opaque or redirect record).
+   */
+  copiedUp(rel: string): void {
+    this.upsert.run(this.upperId, `/${rel}`, 'C', 0, null);
+  }
+
+  /**
    * Records a rename (or exchange) after it happened: rows under the old name move to the
    * new one and are looked at again (what was a change in place may now be an addition).
    */

@@ -63,6 +63,9 @@ export class StackView {
   private readonly nameStmt: Statement;
   private readonly childCache = new HotCache<string, PathRows | null>(4_096);
   private readonly listCache = new HotCache<number, Map<string, PathRows>>(64);
+  /** Union paths resolved in the lower layers alone (the journal asks per change). */
+  private readonly pathCache = new HotCache<string, LowerObject | null>(4_096);
+  private rootObject: LowerObject | undefined;
 
   /** `layerIds`: top first, as overlayfs's lowerdir. */
   constructor(
@@ -141,8 +144,7 @@ export class StackView {
 
   /** The root: every layer's top directory, merged (its names row has parent 0, see schema.ts). */
   root(): LowerObject {
-    const rows = this.child(0, '')?.rows ?? [];
-    return { ix: ROOT_IX, rows: mergeDown(rows, probeOf, 'dir').refs };
+    return (this.rootObject ??= { ix: ROOT_IX, rows: mergeDown(this.child(0, '')?.rows ?? [], probeOf, 'dir').refs });
   }
 
   /**
@@ -160,13 +162,15 @@ export class StackView {
 
   /** What the lower layers alone show at a union path ('' = root, 'a/b'). */
   resolve(rel: string): LowerObject | undefined {
-    let cur: LowerObject | undefined = this.root();
-    if (rel === '') return cur;
-    for (const name of rel.split('/')) {
-      if (!cur || cur.rows.length === 0 || (cur.rows[0]!.mode & S_IFMT) !== S_IFDIR) return undefined;
-      cur = this.step(cur, name);
-    }
-    return cur;
+    if (rel === '') return this.root();
+    const hit = this.pathCache.get(rel);
+    if (hit !== undefined) return hit ?? undefined;
+    // Parents are resolved (and cached) first: siblings share them.
+    const slash = rel.lastIndexOf('/');
+    const parent = this.resolve(slash < 0 ? '' : rel.slice(0, slash));
+    const out = parent && parent.rows.length > 0 && (parent.rows[0]!.mode & S_IFMT) === S_IFDIR ? this.step(parent, rel.slice(slash + 1)) : undefined;
+    this.pathCache.set(rel, out ?? null);
+    return out;
   }
 
   /** The names a merged lower directory shows, each resolved. */

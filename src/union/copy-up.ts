@@ -67,8 +67,11 @@ export class CopyUp {
 
   constructor(
     private readonly stack: LayerStack,
-    /** Told of every name a copy-up adds to the upper dir (the path index's journal). */
-    private readonly installed: (rel: string) => void = () => {},
+    /**
+     * Told of every name a copy-up adds to the upper dir (the path index's journal);
+     * `samePath`: the object came from the lower layers at this very path (no redirect).
+     */
+    private readonly installed: (rel: string, samePath: boolean) => void = () => {},
   ) {
     this.links = new LinkNames(stack);
   }
@@ -91,7 +94,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyMeta(st, undefined, tmp);
-      this.install(tmp, node.path());
+      this.install(tmp, node.path(), node.data.lowers[0]!);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -108,9 +111,9 @@ export class CopyUp {
    * Renames a finished copy into its place. Copy-up is not a change the user made to the
    * parent directory, so its times are put back as they were (overlayfs does the same).
    */
-  private install(tmp: HostPath, rel: string): void {
+  private install(tmp: HostPath, rel: string, from: LowerRef): void {
     this.keepingParentTimes(rel, () => fs.renameSync(tmp, this.stack.upperPath(rel)));
-    this.installed(rel);
+    this.installed(rel, from.path === rel);
   }
 
   private keepingParentTimes(rel: string, change: () => void): void {
@@ -193,7 +196,7 @@ export class CopyUp {
         this.setOrigin(tmp, dataSt);
         copyMeta(metaSt, undefined, tmp);
       }
-      this.install(tmp, rel);
+      this.install(tmp, rel, dataRef);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
       throw e;
@@ -215,7 +218,7 @@ export class CopyUp {
       this.dir(parents[parents.length - 1]!);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
       this.keepingParentTimes(other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
-      this.installed(other);
+      this.installed(other, false);
     }
   }
 

@@ -55,7 +55,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   constructor(private readonly opts: UnionOptions) {
     super();
     this.stack = new LayerStack(opts);
-    this.copyUp = new CopyUp(this.stack, (rel) => this.changed(rel));
+    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording(() => this.journal?.copiedUp(rel), rel) : this.changed(rel)));
     this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
   }
 
