@@ -60,6 +60,30 @@ function copyMeta(st: BigIntStats, fd: number | undefined, p: HostPath): void {
   }
 }
 
+/**
+ * Files up to this size are copied on the event loop: a few syscalls cost less than the
+ * thread-pool round trip of copyData, and holes do not matter at this size.
+ */
+const SMALL_COPY = 64n * 1024n;
+
+function copySmall(src: number, dst: number, size: number): void {
+  let off = 0;
+  try {
+    while (off < size) {
+      const n = native.copyFileRange(src, off, dst, off, size - off);
+      if (n === 0) return;
+      off += n;
+    }
+    return;
+  } catch (e) {
+    // Across filesystems copy_file_range may refuse: copy the rest by hand.
+    if (!['EXDEV', 'EINVAL', 'ENOSYS', 'EOPNOTSUPP'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+  }
+  const buf = Buffer.allocUnsafe(size - off);
+  const n = fs.readSync(src, buf, 0, buf.length, off);
+  fs.writeSync(dst, buf, 0, n, off);
+}
+
 export class CopyUp {
   /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
   private readonly running = new Map<number, Promise<void>>();
@@ -168,7 +192,8 @@ export class CopyUp {
           } else {
             const src = fs.openSync(dataPath, fs.constants.O_RDONLY);
             try {
-              await native.copyData(src, fd);
+              if (dataSt.size <= SMALL_COPY) copySmall(src, fd, Number(dataSt.size));
+              else await native.copyData(src, fd);
             } finally {
               fs.closeSync(src);
             }
