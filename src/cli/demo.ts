@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { mountAt, unmount } from '../fuse/mount.js';
+import { PathIndex } from '../index/path-index.js';
 import { DEMO_REFERENCE, loadDemoImage } from '../store/demo-image.js';
 import { ImageStore } from '../store/images.js';
 import { spawnDaemon } from './daemon.js';
@@ -51,12 +52,18 @@ export async function demoCommand(): Promise<number> {
 
     sh('echo "changed by the demo" > /etc/hostname; echo hello > /root/notes.txt; rm /etc/group; mkdir -p /var/log/app');
     show('after writing, creating and deleting inside the container: the writable layer holds', walk(upper));
+    const index = PathIndex.open(path.join(work, 'stratafs-index.db'));
+    try {
+      show("what the container changed, as `strata diff` shows it (from the path index's journal)", index.upperChanges(upper).map((c) => `${c.kind} ${c.path}`));
+    } finally {
+      index.close();
+    }
     show('the image layers are untouched', [`etc/hostname in the image: "${fs.readFileSync(path.join(lowers[lowers.length - 1]!, 'etc/hostname'), 'utf8').trim()}"`, `etc/hostname in the mount: "${fs.readFileSync(path.join(mnt, 'etc/hostname'), 'utf8').trim()}"`]);
   } finally {
     if (mountAt(mnt)) unmount(mnt, true);
     store.close();
     fs.rmSync(base, { recursive: true, force: true });
   }
-  process.stdout.write('\nunmounted and cleaned up.\nTry it for real: strata image load-demo; strata images; strata mount --lower LAYER --upper U --work W MNT (docs/cli.md)\n');
+  process.stdout.write('\nunmounted and cleaned up.\nTry it for real: strata image load-demo; strata create --name c1 demo; strata mount c1 /mnt/c1; strata diff c1 (docs/cli.md)\n');
   return 0;
 }
