@@ -20,6 +20,7 @@ declare -A want=(
   [fuse-overlayfs]=fuse-overlayfs  # a peer in strata bench and the index benchmark
   [mkfs.ext4]=e2fsprogs      # benchmarks run on a RAM-backed ext4
   [tar]=tar                  # strata bench's untar workload
+  [podman]=podman            # the test that has podman drive bin/strata-overlay as its mount_program
 )
 missing=()
 for cmd in "${!want[@]}"; do

@@ -34,12 +34,14 @@ export class LayerStack {
 
   constructor(spec: StackSpec) {
     if (spec.lowers.length === 0) throw new Error('at least one lower layer is needed');
-    this.lowers = spec.lowers.map((l) => path.resolve(l));
-    for (const l of this.lowers) if (!fs.statSync(l).isDirectory()) throw new Error(`${l}: lower layer is not a directory`);
+    for (const l of spec.lowers) if (!fs.statSync(l).isDirectory()) throw new Error(`${path.resolve(l)}: lower layer is not a directory`);
+    // Real paths: layers are probed with lstat from their root down, and podman names its
+    // layers by symlinks (overlay/l/SHORTID -> ../ID/diff).
+    this.lowers = spec.lowers.map((l) => fs.realpathSync(l));
     this.lowerDevs = this.lowers.map((l) => fs.statSync(l, { bigint: true }).dev);
     if ((spec.upper === undefined) !== (spec.work === undefined)) throw new Error('an upper dir needs a work dir, and a work dir an upper dir');
-    this.upper = spec.upper && path.resolve(spec.upper);
-    this.work = spec.work && path.resolve(spec.work);
+    this.upper = spec.upper && fs.realpathSync(spec.upper);
+    this.work = spec.work && fs.realpathSync(spec.work);
     if (this.upper && this.work) {
       if (!fs.statSync(this.upper).isDirectory()) throw new Error(`${this.upper}: upper dir is not a directory`);
       if (fs.statSync(this.upper).dev !== fs.statSync(this.work).dev) throw new Error(`${this.work}: work dir must be on the same filesystem as the upper dir ${this.upper}`);
