@@ -36,8 +36,8 @@ export async function indexCommand(argv: string[]): Promise<number> {
       const perEntry = s.entries ? Math.round(s.bytes / s.entries) : 0;
       process.stdout.write(`${s.file}: ${humanSize(s.bytes)} on disk, ${s.entries} entries (${perEntry} bytes each), ${s.paths} paths, ${s.stacks} stacks\n\n`);
       const rate = (l: { entries: number; buildMs: number }): string => (l.buildMs > 0 ? `${Math.round(l.entries / (l.buildMs / 1000))}/s` : '-');
-      process.stdout.write(`${renderTable(['LAYER', 'ENTRIES', 'BUILD', 'RATE', 'INDEXED'], s.layers.map((l) => [l.dir, String(l.entries), l.complete ? `${Math.round(l.buildMs)} ms` : 'incomplete', rate(l), l.built]))}\n`);
-      if (s.uppers.length) process.stdout.write(`\n${renderTable(['UPPER', 'CHANGES', 'STATE'], s.uppers.map((u) => [u.dir, String(u.changes), u.owner ? `open (daemon ${u.owner.split(':')[1]})` : 'closed']))}\n`);
+      process.stdout.write(`${renderTable(['LAYER', 'ENTRIES', 'BUILD', 'RATE', 'INDEXED'], s.layers.map((l) => [l.dir, String(l.entries), l.complete ? `${Math.round(l.buildMs)} ms` : 'incomplete', rate(l), l.built]))}`);
+      if (s.uppers.length) process.stdout.write(`\n${renderTable(['UPPER', 'CHANGES', 'STATE'], s.uppers.map((u) => [u.dir, String(u.changes), u.owner ? `open (daemon ${u.owner.split(':')[1]})` : 'closed']))}`);
       return 0;
     }
     if (sub === 'check') {

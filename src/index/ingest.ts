@@ -5,20 +5,16 @@
 
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
-import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
+import { hasOpaqueXattr, isMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
 import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb } from './schema.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
-const S_IFCHR = 0o020000;
 const NS = 1_000_000_000n;
 const BATCH = 4000;
-
-export const OCI_WHITEOUT_PREFIX = '.wh.';
-export const OCI_OPAQUE = '.wh..wh..opq';
 
 export interface EntryRow {
   path: number;
@@ -32,14 +28,6 @@ export interface EntryRow {
   nlink: number;
   flags: number;
   target: string | null;
-}
-
-function xattr(p: string | Buffer, name: string): Buffer | undefined {
-  try {
-    return native.lgetxattr(p, name);
-  } catch {
-    return undefined;
-  }
 }
 
 function splitTime(ns: bigint): [number, number] {
@@ -65,18 +53,17 @@ export function rowOf(full: string, pathIx: number, st: BigIntStats, extraFlags:
   let flags = extraFlags;
   let target: string | null = null;
   const p = osPath(full);
-  if (type === S_IFCHR && st.rdev === 0n) flags |= F_WHITEOUT;
+  if (isWhiteout(st)) flags |= F_WHITEOUT;
   else if (type === S_IFDIR) {
-    const opq = xattr(p, 'trusted.overlay.opaque') ?? xattr(p, 'user.overlay.opaque');
-    if (opq?.toString() === 'y') flags |= F_OPAQUE;
-    const redirect = xattr(p, 'trusted.overlay.redirect');
-    if (redirect) {
+    if (hasOpaqueXattr(p)) flags |= F_OPAQUE;
+    const redirect = redirectOf(p);
+    if (redirect !== undefined) {
       flags |= F_REDIRECT;
-      target = redirect.toString('latin1');
+      target = redirect;
     }
   } else if (type === S_IFLNK) target = fs.readlinkSync(p, { encoding: 'latin1' });
   // A metadata-only copy holds no data of its own: only a sparse file can be one.
-  else if (type === S_IFREG && st.blocks * 512n < st.size && xattr(p, 'trusted.overlay.metacopy') !== undefined) flags |= F_METACOPY;
+  else if (type === S_IFREG && st.blocks * 512n < st.size && isMetacopy(p)) flags |= F_METACOPY;
   const [ms, mns] = splitTime(st.mtimeNs);
   return { path: pathIx, mode, uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtime_s: ms, mtime_ns: mns, ino: Number(st.ino), nlink: Number(st.nlink), flags, target };
 }

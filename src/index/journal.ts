@@ -8,8 +8,8 @@
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
-import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
+import { hasOpaqueXattr, isWhiteout, redirectOf } from '../util/overlay-records.js';
 import type { IndexDb } from './schema.js';
 import type { LowerObject, StackView } from './stack-view.js';
 
@@ -32,18 +32,8 @@ interface Row {
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
-const S_IFCHR = 0o020000;
 
-const isWhiteout = (st: BigIntStats): boolean => (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
 const isDir = (st: BigIntStats): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
-
-function xattr(p: string | Buffer, name: string): Buffer | undefined {
-  try {
-    return native.lgetxattr(p, name);
-  } catch {
-    return undefined;
-  }
-}
 
 function parentOf(rel: string): string {
   const i = rel.lastIndexOf('/');
@@ -58,6 +48,7 @@ export class UpperJournal {
   private readonly remove: Statement;
   private readonly removeUnder: Statement;
   private readonly under: Statement;
+  private readonly rowAt: Statement;
 
   constructor(
     private readonly db: IndexDb,
@@ -69,6 +60,7 @@ export class UpperJournal {
     this.remove = db.prepare('DELETE FROM changes WHERE upper = ? AND path = ?');
     this.removeUnder = db.prepare(`DELETE FROM changes WHERE upper = ? AND ${UNDER_RANGE}`);
     this.under = db.prepare(`SELECT path FROM changes WHERE upper = ? AND ${UNDER_RANGE}`);
+    this.rowAt = db.prepare('SELECT path, kind, opaque, origin FROM changes WHERE upper = ? AND path = ?');
   }
 
   private upperPath(rel: string): string | Buffer {
@@ -94,8 +86,8 @@ export class UpperJournal {
     let origin: string | null = null;
     if (isDir(st)) {
       const p = this.upperPath(rel);
-      if ((xattr(p, 'trusted.overlay.opaque') ?? xattr(p, 'user.overlay.opaque'))?.toString() === 'y') opaque = 1;
-      const r = xattr(p, 'trusted.overlay.redirect')?.toString('latin1');
+      if (hasOpaqueXattr(p)) opaque = 1;
+      const r = redirectOf(p);
       // overlayfs writes a bare name for a rename inside one directory.
       if (r !== undefined) origin = r.startsWith('/') ? r.replace(/^\/+/, '') : [parentOf(rel), r].filter(Boolean).join('/');
     }
@@ -195,11 +187,9 @@ export class UpperJournal {
       }
       // An upper directory merged over this one (copied up after the rename) still shows
       // the lower names it does not hide; its own row is already in the journal.
-      if (isDir(st) && isLowerDir && !this.rows0(crel)?.opaque && !this.rows0(crel)?.origin) this.expand(child, crel, kind, out);
+      if (!isDir(st) || !isLowerDir) continue;
+      const own = this.rowAt.get(this.upperId, `/${crel}`) as Row | undefined;
+      if (!own?.opaque && !own?.origin) this.expand(child, crel, kind, out);
     }
-  }
-
-  private rows0(rel: string): Row | undefined {
-    return this.db.prepare('SELECT path, kind, opaque, origin FROM changes WHERE upper = ? AND path = ?').get(this.upperId, `/${rel}`) as Row | undefined;
   }
 }

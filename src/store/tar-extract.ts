@@ -14,6 +14,7 @@ import { HashingStream } from './digest.js';
 import { isGzip, peekStream } from './stream-peek.js';
 import { explainTarError, paxTime, tarExtractor, type TarHeader } from './tar-read.js';
 import { LayerGuard, MAX_ENTRY_SIZE, normaliseEntryName, parentOf, UnsafeEntryError, type EntryKind } from './tar-safety.js';
+import { XATTR_OPAQUE } from '../util/overlay-records.js';
 
 export interface ExtractOptions {
   /** Bytes the input holds, when known: no entry of a plain tar can be larger. */
@@ -38,7 +39,6 @@ export interface ExtractResult {
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE_MARKER = '.wh..wh..opq';
 const O_CREATE_NEW = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
@@ -136,7 +136,7 @@ export async function extractLayer(source: Readable, dest: string, opts: Extract
       const dir = parentOf(name);
       if (base === OPAQUE_MARKER) {
         makeParents(guard.admit(name, 'whiteout', 0));
-        native.lsetxattr(abs(dir), OPAQUE_XATTR, Buffer.from('y'), 0);
+        native.lsetxattr(abs(dir), XATTR_OPAQUE, Buffer.from('y'), 0);
         guard.created(name, 'whiteout');
       } else if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) {
         log.debug({ path: name }, 'skipping aufs metadata entry');

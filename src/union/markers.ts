@@ -7,22 +7,16 @@
 //    its directory opaque.
 // Writing the overlay format lets the kernel's overlayfs mount our upper dirs too.
 
-import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import { native } from '../native/binding.js';
 import type { HostPath } from '../host/files.js';
+import { hasOpaqueXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, XATTR_OPAQUE, XATTR_REDIRECT, xattrOrUndefined } from '../util/overlay-records.js';
 
-export const XATTR_OPAQUE = 'trusted.overlay.opaque';
-export const XATTR_USER_OPAQUE = 'user.overlay.opaque';
-export const XATTR_REDIRECT = 'trusted.overlay.redirect';
-export const XATTR_METACOPY = 'trusted.overlay.metacopy';
+export { isMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf, XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from '../util/overlay-records.js';
+
 /** Our own record: the st_ino an object had before copy-up, so its inode number stays. */
 export const XATTR_ORIGIN_INO = 'trusted.stratafs.ino';
 
-export const OCI_WHITEOUT_PREFIX = '.wh.';
-export const OCI_OPAQUE = '.wh..wh..opq';
-
-const S_IFMT = 0o170000;
 const S_IFCHR = 0o020000;
 
 /** Private records never shown through the mount, and never settable through it. */
@@ -50,38 +44,14 @@ export function xattrShown(stored: string): string | undefined {
   return isPrivateXattr(stored) ? undefined : stored;
 }
 
-export function isWhiteout(st: BigIntStats): boolean {
-  return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
-}
-
-function xattr(p: HostPath, name: string): Buffer | undefined {
-  try {
-    return native.lgetxattr(p, name);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
-    throw e;
-  }
-}
-
 /** An opaque directory hides everything below it in lower layers. */
 export function isOpaqueDir(dir: HostPath, dirString: string): boolean {
-  const v = xattr(dir, XATTR_OPAQUE) ?? xattr(dir, XATTR_USER_OPAQUE);
-  if (v && v.toString() === 'y') return true;
+  if (hasOpaqueXattr(dir)) return true;
   return fs.existsSync(typeof dir === 'string' ? `${dir}/${OCI_OPAQUE}` : Buffer.from(`${dirString}/${OCI_OPAQUE}`, 'latin1'));
 }
 
-/** The redirect of a renamed directory: an absolute union path ('/a/b') or a sibling name. */
-export function redirectOf(p: HostPath): string | undefined {
-  return xattr(p, XATTR_REDIRECT)?.toString('latin1');
-}
-
-export function isMetacopy(p: HostPath): boolean {
-  return xattr(p, XATTR_METACOPY) !== undefined;
-}
-
 export function originIno(p: HostPath): bigint | undefined {
-  const v = xattr(p, XATTR_ORIGIN_INO);
+  const v = xattrOrUndefined(p, XATTR_ORIGIN_INO);
   return v && v.length === 8 ? v.readBigUInt64LE(0) : undefined;
 }
 

@@ -1,0 +1,47 @@
+// The names of the on-disk records a union reads (overlayfs's xattrs and whiteouts, OCI's
+// `.wh.` markers) and the plain readers of them, in one place for the union
+// (src/union/markers.ts builds on these) and the path index, which records them as flags.
+
+import type { BigIntStats } from 'node:fs';
+import { native } from '../native/binding.js';
+
+export const XATTR_OPAQUE = 'trusted.overlay.opaque';
+export const XATTR_USER_OPAQUE = 'user.overlay.opaque';
+export const XATTR_REDIRECT = 'trusted.overlay.redirect';
+export const XATTR_METACOPY = 'trusted.overlay.metacopy';
+
+export const OCI_WHITEOUT_PREFIX = '.wh.';
+export const OCI_OPAQUE = '.wh..wh..opq';
+
+const S_IFMT = 0o170000;
+const S_IFCHR = 0o020000;
+
+/** An xattr's value, or undefined where it is not set or the filesystem has none. */
+export function xattrOrUndefined(p: string | Buffer, name: string): Buffer | undefined {
+  try {
+    return native.lgetxattr(p, name);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
+    throw e;
+  }
+}
+
+/** overlayfs's whiteout: a character device 0/0. */
+export function isWhiteout(st: BigIntStats): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
+}
+
+/** `trusted.overlay.opaque=y` (or the user.* form of unprivileged overlays). */
+export function hasOpaqueXattr(p: string | Buffer): boolean {
+  return (xattrOrUndefined(p, XATTR_OPAQUE) ?? xattrOrUndefined(p, XATTR_USER_OPAQUE))?.toString() === 'y';
+}
+
+/** The redirect of a renamed directory: an absolute union path ('/a/b') or a sibling name. */
+export function redirectOf(p: string | Buffer): string | undefined {
+  return xattrOrUndefined(p, XATTR_REDIRECT)?.toString('latin1');
+}
+
+export function isMetacopy(p: string | Buffer): boolean {
+  return xattrOrUndefined(p, XATTR_METACOPY) !== undefined;
+}
