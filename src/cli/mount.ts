@@ -4,7 +4,9 @@
 // Without an upper dir the mount is read-only.
 //   strata mount CONTAINER PATH                              (a container: its image's layers + its own)
 // -o index=FILE keeps the path index there (default: WORK/stratafs-index.db when there is a
-// work dir); -o index=off probes the layers on disk instead.
+// work dir); -o index=off probes the layers on disk instead. -o follow_copyup: read-only
+// opens of lower files see a later copy-up's data, as overlayfs's do (reads go through the
+// daemon instead of passthrough).
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
@@ -17,7 +19,7 @@ import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } fro
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
 
 /** Where the mount keeps its path index, or undefined for none. */
@@ -64,7 +66,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
   // Check the layers before forking, so the caller sees what is wrong.
-  const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'] });
+  const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'], followCopyUp: o.has('follow_copyup') });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
     if (indexFile) indexLayers(indexFile, fsys.stack.lowers);

@@ -13,7 +13,7 @@ import { checkAccess } from './access.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
 import type { Inode } from './inode.js';
 import { InodeTable } from './inode-table.js';
-import { BackingTable, HandleTable, type OpenDir, type OpenFile } from './open-files.js';
+import { BackingTable, HandleTable, OTHER_BACKING, type OpenDir, type OpenFile } from './open-files.js';
 
 export interface BridgeOptions {
   /** Cache timeouts for filesystems that do not give their own; default 1 s each. */
@@ -55,6 +55,7 @@ export class Bridge<D, H> implements RawFileSystem {
   private readonly cachedOpens = new Map<number, number>();
   private readonly dirs = new HandleTable<OpenDir<D>>();
   private backing: BackingTable | undefined;
+  private session: Session | undefined;
   private passthrough = false;
   private readonly defaults: Timeouts;
 
@@ -68,6 +69,7 @@ export class Bridge<D, H> implements RawFileSystem {
   }
 
   init(session: Session): void {
+    this.session = session;
     this.passthrough = session.negotiated?.passthrough ?? false;
     this.backing = new BackingTable(
       (fd) => session.openBacking(fd),
@@ -164,7 +166,13 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
-    const apply = (): MaybeAsync<ReplyBody> => then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+    const apply = (): MaybeAsync<ReplyBody> =>
+      then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => {
+        // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
+        // that inode's attributes, and must forget those of the object's current one.
+        if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);
+        return out.attrOut(a, this.timeoutsOf(node).attr);
+      });
     if (v & FATTR_KILL_SUIDGID) {
       return then(this.fs.getattr(ctx, node, fh), (a) => {
         s.mode = killSuidgid(s.mode ?? a.mode, s.gid ?? a.gid, ctx) ?? s.mode;
@@ -235,8 +243,11 @@ export class Bridge<D, H> implements RawFileSystem {
     return then(this.fs.getattr(ctx, node, r.handle), (a) => (a.mode & SETID) === 0);
   }
 
-  /** Records an open file and decides between passthrough, page cache and direct I/O. */
-  private opened(ctx: RequestContext, node: Inode<D>, r: OpenResult<H>, flags: number, allowPassthrough: boolean): { fh: number; openFlags: number; backingId: number } {
+  /**
+   * Records an open file and decides between passthrough, page cache and direct I/O.
+   * `nodeid` is the kernel inode opened: a superseded one until the kernel forgets it.
+   */
+  private opened(ctx: RequestContext, nodeid: number, node: Inode<D>, r: OpenResult<H>, flags: number, allowPassthrough: boolean): { fh: number; openFlags: number; backingId: number } {
     let openFlags = 0;
     if (r.keepCache) openFlags |= FOPEN_KEEP_CACHE;
     if (r.directIo) openFlags |= FOPEN_DIRECT_IO;
@@ -247,21 +258,30 @@ export class Bridge<D, H> implements RawFileSystem {
     let backing = false;
     // The kernel keeps one I/O mode per inode: passthrough opens and page-cache opens of
     // the same inode cannot coexist, so an inode with cached opens stays cached.
-    if (allowPassthrough && this.backing && r.backingFd !== undefined && !this.cachedOpens.get(node.nodeid)) {
+    if (allowPassthrough && this.backing && r.backingFd !== undefined && !this.cachedOpens.get(nodeid)) {
       const needWrite = (flags & O_ACCMODE) !== O_RDONLY;
       let id: number | undefined;
       try {
-        id = this.backing.acquire(node.nodeid, r.backingFd, r.backingWritable ?? needWrite, needWrite);
+        id = this.backing.acquire(nodeid, r.backingFd, r.backingWritable ?? needWrite, needWrite);
       } catch (e) {
         // EPERM here means the privilege is missing after all: stop trying for good.
         log.warn({ err: e, path: safePath(node) }, 'FUSE passthrough unavailable; file data goes through the daemon');
         if (errnoOf(e) === errnoNumber('EPERM')) this.passthrough = false;
       }
+      if (id === OTHER_BACKING) {
+        // Opens made before the object changed files keep their backing (and the data they
+        // saw); this open needs the object's new file, which that kernel inode cannot take.
+        // The object moves to a new nodeid and ESTALE makes the kernel walk the path again
+        // (LOOKUP_REVAL), find the new nodeid and send the OPEN there.
+        void this.fs.release?.(ctx, node, r.handle);
+        if (this.table.exact(nodeid) === node) this.supersede(node);
+        throw fsError('ESTALE', `${safePath(node)}: its inode is attached to the file it was copied up from`);
+      }
       if (id !== undefined) {
         backingId = id;
         backing = true;
         openFlags = (openFlags | FOPEN_PASSTHROUGH) & ~FOPEN_KEEP_CACHE;
-      } else if (this.backing.has(node.nodeid)) {
+      } else if (this.backing.has(nodeid)) {
         // The kernel fails every open of a passthrough inode that does not name its backing
         // file (EIO), and this one cannot share it (read-only backing, write-open). Filesystems
         // open backing files read-write where they can, so this is a host file that refused
@@ -270,9 +290,25 @@ export class Bridge<D, H> implements RawFileSystem {
         throw fsError('ETXTBSY', `${safePath(node)}: open for writing while open for passthrough read-only`);
       }
     }
-    if (!backing && !(openFlags & FOPEN_DIRECT_IO)) this.cachedOpens.set(node.nodeid, (this.cachedOpens.get(node.nodeid) ?? 0) + 1);
-    const fh = this.files.add({ node, handle: r.handle, backing });
+    if (!backing && !(openFlags & FOPEN_DIRECT_IO)) this.cachedOpens.set(nodeid, (this.cachedOpens.get(nodeid) ?? 0) + 1);
+    const fh = this.files.add({ node, nodeid, handle: r.handle, backing });
     return { fh, openFlags, backingId };
+  }
+
+  /**
+   * Moves an object to a new nodeid (InodeTable.supersede); its open files go with it. The
+   * old inode's attributes were cached as a lower file's (for long): from now on they are
+   * the object's, which changes.
+   */
+  private supersede(node: Inode<D>): void {
+    const next = this.table.supersede(node);
+    for (const f of this.files.values()) if (f.node === node) f.node = next;
+    this.invalidateAttr(node.nodeid);
+  }
+
+  /** Makes the kernel ask again for an inode's attributes (no lock taken: safe inside a handler). */
+  private invalidateAttr(nodeid: number): void {
+    this.session?.notify(out.notifyInvalInode(nodeid, -1, 0));
   }
 
   open(ctx: RequestContext, b: R.OpenIn): MaybeAsync<ReplyBody> {
@@ -281,7 +317,7 @@ export class Bridge<D, H> implements RawFileSystem {
       const kill = b.openFlags & OPEN_KILL_SUIDGID ? this.dropSuidgid(ctx, node, r.handle) : undefined;
       return then(kill, () =>
         then(this.passthroughAllowed(ctx, node, r), (pt) => {
-          const o = this.opened(ctx, node, r, b.flags, pt);
+          const o = this.opened(ctx, ctx.nodeid, node, r, b.flags, pt);
           return out.openOut(o.fh, o.openFlags, o.backingId);
         }),
       );
@@ -293,7 +329,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return then(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
       const e = this.entryOut(parent, b.name, r.entry);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
-      const o = this.opened(ctx, this.table.get(e.nodeid), r.open, b.flags, pt);
+      const o = this.opened(ctx, e.nodeid, this.table.get(e.nodeid), r.open, b.flags, pt);
       return out.createOut(e, o.fh, o.openFlags, o.backingId);
     });
   }
@@ -318,11 +354,11 @@ export class Bridge<D, H> implements RawFileSystem {
   release(ctx: RequestContext, b: R.ReleaseIn): MaybeAsync<ReplyBody> {
     const f = this.files.remove(b.fh);
     if (!f) return;
-    if (f.backing) this.backing?.release(f.node.nodeid);
+    if (f.backing) this.backing?.release(f.nodeid);
     else {
-      const n = (this.cachedOpens.get(f.node.nodeid) ?? 0) - 1;
-      if (n > 0) this.cachedOpens.set(f.node.nodeid, n);
-      else this.cachedOpens.delete(f.node.nodeid);
+      const n = (this.cachedOpens.get(f.nodeid) ?? 0) - 1;
+      if (n > 0) this.cachedOpens.set(f.nodeid, n);
+      else this.cachedOpens.delete(f.nodeid);
     }
     const flush = b.releaseFlags & RELEASE_FLUSH && this.fs.flush ? this.fs.flush(ctx, f.node, f.handle) : undefined;
     return then(flush, () => this.fs.release?.(ctx, f.node, f.handle));

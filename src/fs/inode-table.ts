@@ -21,10 +21,39 @@ export class InodeTable<D> {
     return this.byId.size;
   }
 
+  /** The object behind a nodeid: for a superseded nodeid, the object as it is now. */
   get(nodeid: number): Inode<D> {
+    let n = this.byId.get(nodeid);
+    if (!n) throw fsError('ESTALE', `unknown nodeid ${nodeid}`);
+    while (n.successor) n = n.successor;
+    return n;
+  }
+
+  /** The inode the kernel means by this nodeid, superseded or not. */
+  exact(nodeid: number): Inode<D> {
     const n = this.byId.get(nodeid);
     if (!n) throw fsError('ESTALE', `unknown nodeid ${nodeid}`);
     return n;
+  }
+
+  /**
+   * Gives the object a new nodeid; the old one stays valid for requests (they reach the
+   * object) until the kernel forgets it. Used when the kernel's inode is stuck with a
+   * backing file that no longer holds the object's data: after a copy-up, an inode open
+   * for passthrough on the lower file. New lookups return the new nodeid, so the kernel
+   * builds a fresh inode for the object, while opens made before keep the old one.
+   */
+  supersede(node: Inode<D>): Inode<D> {
+    const next = new Inode<D>(this.nextId++, node.ino, node.type, node.data);
+    this.byId.set(next.nodeid, next);
+    if (this.byIno.get(node.ino) === node) this.byIno.set(node.ino, next);
+    for (const l of [...node.links]) {
+      node.removeLink(l.parent, l.name);
+      next.addLink(l.parent, l.name);
+    }
+    node.successor = next;
+    next.predecessors = 1;
+    return next;
   }
 
   find(ino: bigint): Inode<D> | undefined {
@@ -60,13 +89,26 @@ export class InodeTable<D> {
     return node;
   }
 
-  /** Drops n references; returns the inode when the kernel no longer knows it. */
+  /**
+   * Drops n references; returns the inode when the kernel no longer knows the object (a
+   * superseded nodeid going away leaves the object to its successor).
+   */
   forget(nodeid: number, n: number): Inode<D> | undefined {
     const node = this.byId.get(nodeid);
     if (!node || node.isRoot) return undefined;
     node.lookups -= n;
-    if (node.lookups > 0) return undefined;
-    this.byId.delete(nodeid);
+    return this.dropIfUnknown(node);
+  }
+
+  /** Lets go of an inode the kernel no longer holds, unless a superseded one still routes to it. */
+  private dropIfUnknown(node: Inode<D>): Inode<D> | undefined {
+    if (node.lookups > 0 || node.predecessors > 0) return undefined;
+    this.byId.delete(node.nodeid);
+    if (node.successor) {
+      // Requests on this nodeid went to the successor, which may now go too.
+      node.successor.predecessors--;
+      return this.dropIfUnknown(node.successor);
+    }
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     for (const l of [...node.links]) node.removeLink(l.parent, l.name);
     return node;

@@ -16,6 +16,13 @@ export class Inode<D = unknown> {
   private kids: Map<string, Inode<D>> | undefined;
   /** The names this inode is reachable by; links[0] is the one path() uses. */
   readonly links: Array<Link<D>> = [];
+  /**
+   * Set when the object moved on to a new nodeid (InodeTable.supersede): the kernel inode
+   * of this one is pinned to a backing file that no longer holds the object's data.
+   */
+  successor: Inode<D> | undefined;
+  /** Superseded inodes the kernel still knows whose successor this is: requests on them land here. */
+  predecessors = 0;
 
   constructor(
     readonly nodeid: number,

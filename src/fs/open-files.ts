@@ -1,11 +1,15 @@
 // Open files and directories by fh, and the passthrough backing ids they share.
 
+import * as fs from 'node:fs';
 import { fsError } from '../fuse/errors.js';
 import type { DirEntry } from './api.js';
 import type { Inode } from './inode.js';
 
 export interface OpenFile<D, H> {
+  /** The object (moves to the successor when its inode is superseded). */
   node: Inode<D>;
+  /** The kernel inode this file was opened on: its backing id and I/O mode are kept by this. */
+  nodeid: number;
   handle: H;
   /** Set when this open uses the inode's passthrough backing file. */
   backing: boolean;
@@ -52,6 +56,17 @@ interface Backing {
   id: number;
   refs: number;
   writable: boolean;
+  /** dev:ino of the backing file. */
+  file: string;
+}
+
+/** acquire() could not attach: the inode's backing file is another file than this open's. */
+export const OTHER_BACKING = -1;
+
+/** dev:ino of an open host file. */
+function fileOf(fd: number): string {
+  const st = fs.fstatSync(fd, { bigint: true });
+  return `${st.dev}:${st.ino}`;
 }
 
 /**
@@ -67,16 +82,21 @@ export class BackingTable {
     private readonly close: (id: number) => void,
   ) {}
 
-  /** Backing id for this open, or undefined when it must go through the daemon instead. */
+  /**
+   * Backing id for this open; undefined when it must go through the daemon instead;
+   * OTHER_BACKING when the inode is attached to a different file (a union's lower file,
+   * copied up since), which the kernel cannot swap while the inode is open.
+   */
   acquire(nodeid: number, fd: number, writable: boolean, needWrite: boolean): number | undefined {
     const cur = this.byNode.get(nodeid);
     if (cur) {
+      if (fileOf(fd) !== cur.file) return OTHER_BACKING;
       if (needWrite && !cur.writable) return undefined;
       cur.refs++;
       return cur.id;
     }
     const id = this.open(fd);
-    this.byNode.set(nodeid, { id, refs: 1, writable });
+    this.byNode.set(nodeid, { id, refs: 1, writable, file: fileOf(fd) });
     return id;
   }
 

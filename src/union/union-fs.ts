@@ -29,6 +29,12 @@ const C = fs.constants;
 
 export interface UnionOptions extends StackSpec {
   passthrough?: boolean;
+  /**
+   * Read-only opens of lower files read what a later copy-up writes (as overlayfs does),
+   * at the price of their data going through the daemon: a passthrough inode's backing
+   * file cannot change while it is open. Off by default (docs/union.md).
+   */
+  followCopyUp?: boolean;
   /** Cache timeouts for objects in the upper dir (lower-only objects never change). */
   upperTimeouts?: Timeouts;
 }
@@ -376,11 +382,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       const onUpper = node.data.upper && !node.data.metacopy;
       const o = openHost(this.contentPath(node), clean & ~C.O_TRUNC, onUpper && !!this.opts.passthrough);
       if (onUpper) return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
-      // A lower file never changes: its pages may stay cached across opens. In a writable
-      // union it is no passthrough backing file: once a write copies it up, every open of
-      // the inode must see the upper copy, and the kernel cannot swap an inode's backing
-      // file while it is open.
-      return { handle: { fd: o.fd, upper: false }, keepCache: true, backingFd: this.stack.readOnly ? o.fd : undefined, backingWritable: false };
+      // A lower file never changes: its pages may stay cached across opens. Passed through,
+      // its inode stays on the lower file while this open lasts, so the open keeps reading
+      // the lower data after a copy-up (the bridge gives later opens a fresh inode). Through
+      // the daemon (followCopyUp), reads switch to the upper copy: read() below.
+      const pt = this.stack.readOnly || !this.opts.followCopyUp;
+      return { handle: { fd: o.fd, upper: false }, keepCache: true, backingFd: pt ? o.fd : undefined, backingWritable: false };
     }
     this.writable();
     return then(this.copyUp.file(node, false), () => {
@@ -389,7 +396,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     });
   }
 
-  /** A handle opened on a lower file follows its copy-up, so it reads what is written after it (as overlayfs does). */
+  /** A handle opened on a lower file through the daemon follows its copy-up, so it reads what is written after it (as overlayfs does). */
   override read(ctx: Context, node: Node, h: UnionHandle, offset: number, size: number): Buffer {
     if (!h.upper && node.data.upper && !node.data.metacopy) {
       const fd = fs.openSync(this.upperPath(node), C.O_RDONLY);

@@ -40,8 +40,9 @@ export function prepareSide(driver: UnionDriver, base: string, specs: LayerSpec[
   return side;
 }
 
-export function mountSide(side: Side): UnionMount {
-  side.mount = side.driver.mount(side.stack.lowers, side.upper, side.work, side.mnt);
+/** `extraO`: more -o options for stratafs (the kernel driver takes none). */
+export function mountSide(side: Side, extraO?: string): UnionMount {
+  side.mount = extraO ? side.driver.mountO(side.stack.lowers, side.upper, side.work, side.mnt, extraO) : side.driver.mount(side.stack.lowers, side.upper, side.work, side.mnt);
   return side.mount;
 }
 
