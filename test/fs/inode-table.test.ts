@@ -1,0 +1,81 @@
+// The inode table's bookkeeping without a mount: lookup counts, hard links sharing one
+// inode, and superseded inodes (an object moved to a new nodeid while the kernel still
+// holds the old one), which must route requests to the object and be let go of exactly
+// when the kernel has forgotten every nodeid of it.
+import { describe, expect, it } from 'vitest';
+import { InodeTable } from '../../src/fs/inode-table.js';
+
+const FILE = 0o100000;
+
+function table(): InodeTable<{ tag: string }> {
+  return new InodeTable(1n, { tag: 'root' });
+}
+
+describe('InodeTable', () => {
+  it('hard links are one inode; FORGET of every lookup lets it go', () => {
+    const t = table();
+    const a = t.remember(t.root, 'a', 10n, FILE, () => ({ tag: 'x' }));
+    const b = t.remember(t.root, 'b', 10n, FILE, () => ({ tag: 'y' }));
+    expect(b).toBe(a);
+    expect(a.links.map((l) => l.name)).toEqual(['a', 'b']);
+    expect(t.forget(a.nodeid, 1)).toBeUndefined();
+    expect(t.forget(a.nodeid, 1)).toBe(a);
+    expect(() => t.get(a.nodeid)).toThrow(/unknown nodeid/);
+    expect(t.find(10n)).toBeUndefined();
+  });
+
+  it('a superseded nodeid reaches the object; new lookups get the new nodeid', () => {
+    const t = table();
+    const old = t.remember(t.root, 'f', 20n, FILE, () => ({ tag: 'f' }));
+    const next = t.supersede(old);
+    expect(next.nodeid).not.toBe(old.nodeid);
+    expect(next.data).toBe(old.data);
+    expect(t.get(old.nodeid)).toBe(next);
+    expect(t.exact(old.nodeid)).toBe(old);
+    expect(next.path()).toBe('f');
+    expect(old.links).toEqual([]);
+    expect(t.root.child('f')).toBe(next);
+    expect(t.remember(t.root, 'f', 20n, FILE, () => ({ tag: 'other' }))).toBe(next);
+  });
+
+  it('the successor outlives its lookups while the old nodeid is known, and both go after', () => {
+    const t = table();
+    const old = t.remember(t.root, 'f', 30n, FILE, () => ({ tag: 'f' }));
+    const next = t.supersede(old);
+    t.remember(t.root, 'f', 30n, FILE, () => ({ tag: 'f' }));
+    // The kernel drops the lookup of the new nodeid first (revalidation queues a FORGET).
+    expect(t.forget(next.nodeid, 1)).toBeUndefined();
+    expect(t.get(next.nodeid)).toBe(next);
+    expect(t.get(old.nodeid)).toBe(next);
+    expect(next.path()).toBe('f');
+    // Then the old one: both are gone, and the object is handed back once.
+    expect(t.forget(old.nodeid, 1)).toBe(next);
+    expect(() => t.exact(old.nodeid)).toThrow();
+    expect(() => t.exact(next.nodeid)).toThrow();
+    expect(t.find(30n)).toBeUndefined();
+    expect(t.root.child('f')).toBeUndefined();
+  });
+
+  it('forgetting the old nodeid first leaves the successor as any inode', () => {
+    const t = table();
+    const old = t.remember(t.root, 'f', 40n, FILE, () => ({ tag: 'f' }));
+    const next = t.supersede(old);
+    t.remember(t.root, 'f', 40n, FILE, () => ({ tag: 'f' }));
+    expect(t.forget(old.nodeid, 1)).toBeUndefined();
+    expect(t.get(next.nodeid)).toBe(next);
+    expect(t.forget(next.nodeid, 1)).toBe(next);
+    expect(t.size).toBe(1);
+  });
+
+  it('superseded twice: requests on the first nodeid reach the newest', () => {
+    const t = table();
+    const a = t.remember(t.root, 'f', 50n, FILE, () => ({ tag: 'f' }));
+    const b = t.supersede(a);
+    t.remember(t.root, 'f', 50n, FILE, () => ({ tag: 'f' }));
+    const c = t.supersede(b);
+    expect(t.get(a.nodeid)).toBe(c);
+    expect(t.forget(b.nodeid, 1)).toBeUndefined();
+    expect(t.forget(a.nodeid, 1)).toBe(c);
+    expect(t.size).toBe(1);
+  });
+});
