@@ -11,6 +11,14 @@ function table(): InodeTable<{ tag: string }> {
   return new InodeTable(1n, { tag: 'root' });
 }
 
+/** A file looked up as 'f', superseded, and looked up again (as the kernel's retry does). */
+function superseded(t: InodeTable<{ tag: string }>, ino: bigint) {
+  const old = t.remember(t.root, 'f', ino, FILE, () => ({ tag: 'f' }));
+  const next = t.supersede(old);
+  t.remember(t.root, 'f', ino, FILE, () => ({ tag: 'f' }));
+  return { old, next };
+}
+
 describe('InodeTable', () => {
   it('hard links are one inode; FORGET of every lookup lets it go', () => {
     const t = table();
@@ -40,9 +48,7 @@ describe('InodeTable', () => {
 
   it('the successor outlives its lookups while the old nodeid is known, and both go after', () => {
     const t = table();
-    const old = t.remember(t.root, 'f', 30n, FILE, () => ({ tag: 'f' }));
-    const next = t.supersede(old);
-    t.remember(t.root, 'f', 30n, FILE, () => ({ tag: 'f' }));
+    const { old, next } = superseded(t, 30n);
     // The kernel drops the lookup of the new nodeid first (revalidation queues a FORGET).
     expect(t.forget(next.nodeid, 1)).toBeUndefined();
     expect(t.get(next.nodeid)).toBe(next);
@@ -58,9 +64,7 @@ describe('InodeTable', () => {
 
   it('forgetting the old nodeid first leaves the successor as any inode', () => {
     const t = table();
-    const old = t.remember(t.root, 'f', 40n, FILE, () => ({ tag: 'f' }));
-    const next = t.supersede(old);
-    t.remember(t.root, 'f', 40n, FILE, () => ({ tag: 'f' }));
+    const { old, next } = superseded(t, 40n);
     expect(t.forget(old.nodeid, 1)).toBeUndefined();
     expect(t.get(next.nodeid)).toBe(next);
     expect(t.forget(next.nodeid, 1)).toBe(next);
@@ -69,9 +73,7 @@ describe('InodeTable', () => {
 
   it('superseded twice: requests on the first nodeid reach the newest', () => {
     const t = table();
-    const a = t.remember(t.root, 'f', 50n, FILE, () => ({ tag: 'f' }));
-    const b = t.supersede(a);
-    t.remember(t.root, 'f', 50n, FILE, () => ({ tag: 'f' }));
+    const { old: a, next: b } = superseded(t, 50n);
     const c = t.supersede(b);
     expect(t.get(a.nodeid)).toBe(c);
     expect(t.forget(b.nodeid, 1)).toBeUndefined();
