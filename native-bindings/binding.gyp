@@ -9,6 +9,7 @@
         "src/device.c",
         "src/reader.c",
         "src/syscalls.c",
+        "src/stat.c",
         "src/xattr.c",
         "src/copy.c",
         "src/socket.c"

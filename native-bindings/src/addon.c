@@ -57,6 +57,8 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("writev", js_writev),
       FN("backingOpen", js_backing_open),
       FN("backingClose", js_backing_close),
+      FN("lstat", js_lstat),
+      FN("fstat", js_fstat),
       FN("mknod", js_mknod),
       FN("renameat2", js_renameat2),
       FN("lgetxattr", js_lgetxattr),

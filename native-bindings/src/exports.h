@@ -25,6 +25,9 @@ DECL(js_fallocate);
 DECL(js_copy_file_range);
 DECL(js_ficlone);
 DECL(js_cap_sys_admin);
+/* stat.c */
+DECL(js_lstat);
+DECL(js_fstat);
 /* xattr.c */
 DECL(js_lgetxattr);
 DECL(js_lsetxattr);

@@ -13,6 +13,7 @@
 
 import * as fs from 'node:fs';
 import type { Inode } from '../fs/inode.js';
+import { lstatHostOrThrow } from '../fs/attr.js';
 import { inoOf } from '../union/resolve.js';
 import { isMetacopy, isOciMarker, isOpaqueDir, isWhiteout, redirectOf } from '../union/markers.js';
 import type { UNode } from '../union/node.js';
@@ -42,7 +43,7 @@ export function planLayer(plan: TarPlan, view: ContainerView): void {
     for (const name of names) {
       const childRel = joinName(rel, name);
       const p = stack.upperPath(childRel);
-      const st = fs.lstatSync(p, { bigint: true });
+      const st = lstatHostOrThrow(p);
       if (isWhiteout(st)) {
         plan.whiteout(rel, name);
         continue;
@@ -54,7 +55,7 @@ export function planLayer(plan: TarPlan, view: ContainerView): void {
         continue;
       }
       const ino = inoOf(stack, st, p);
-      if (st.isDirectory()) {
+      if ((st.mode & fs.constants.S_IFMT) === fs.constants.S_IFDIR) {
         const child = lazyChild(view, node, name);
         plan.add(childRel, st, p, undefined, ino);
         if (redirectOf(p) !== undefined) {
@@ -64,13 +65,13 @@ export function planLayer(plan: TarPlan, view: ContainerView): void {
           if (isOpaqueDir(p, stack.upperPathString(childRel))) plan.opaque(childRel);
           walk(childRel, child);
         }
-      } else if (st.isFile() && isMetacopy(p)) {
+      } else if ((st.mode & fs.constants.S_IFMT) === fs.constants.S_IFREG && isMetacopy(p)) {
         const r = view.child(node(), name);
         plan.add(childRel, st, p, view.dataPath(childRel, r), ino);
       } else plan.add(childRel, st, p, p, ino);
     }
   };
-  const rootSt = fs.lstatSync(stack.upperPath(''), { bigint: true });
+  const rootSt = lstatHostOrThrow(stack.upperPath(''));
   plan.add('.', rootSt, stack.upperPath(''), undefined, inoOf(stack, rootSt, stack.upperPath('')));
   walk('', () => view.root());
 }

@@ -3,6 +3,7 @@
 // metadata from the object the union shows, content from where the union reads it. Export
 // writes the whole tree this way; commit writes renamed lower dirs this way.
 
+import { constants } from 'node:fs';
 import type { Inode } from '../fs/inode.js';
 import type { UNode } from '../union/node.js';
 import { joinName, type TarPlan } from './tar-plan.js';
@@ -14,7 +15,7 @@ export function addMergedBelow(plan: TarPlan, view: ContainerView, node: Inode<U
     const childRel = joinName(rel, name);
     const r = view.child(node, name);
     plan.add(childRel, r.st, view.metaPath(childRel, r), view.dataPath(childRel, r), r.ino);
-    if (r.st.isDirectory()) addMergedBelow(plan, view, view.dirNode(node, name, r), childRel);
+    if ((r.st.mode & constants.S_IFMT) === constants.S_IFDIR) addMergedBelow(plan, view, view.dirNode(node, name, r), childRel);
   }
 }
 

@@ -7,10 +7,10 @@
 // whiteout and opaque markers with fixed metadata (a deletion has no content, and when it
 // happened is no part of what changed).
 
-import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
-import { splitDev } from '../fs/attr.js';
+import { decodeDev } from '../fs/attr.js';
 import type { HostPath } from '../host/files.js';
+import type { HostStat } from '../fs/attr.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarEntry } from '../store/tar-write.js';
 import { isPrivateXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from '../union/markers.js';
 import { log } from '../util/log.js';
@@ -22,7 +22,6 @@ export interface PlanEntry {
   data?: HostPath;
 }
 
-const NS = 1_000_000_000n;
 const CHUNK = 1 << 20;
 
 /** The archive name (and union path) of `name` in directory `dir` ('' is the root). */
@@ -60,15 +59,10 @@ export class TarPlan {
    * from `meta`, content from `data`; `ino` (the union's inode number) makes later names
    * of a hard-linked inode link entries to its first name.
    */
-  add(name: string, st: BigIntStats, meta: HostPath, data: HostPath | undefined, ino: bigint): void {
-    const base = {
-      name,
-      mode: Number(st.mode) & 0o7777,
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      mtime: { sec: Number(st.mtimeNs / NS), nsec: Number(st.mtimeNs % NS) },
-    };
-    if (!st.isDirectory() && st.nlink > 1n) {
+  add(name: string, st: HostStat, meta: HostPath, data: HostPath | undefined, ino: bigint): void {
+    const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: { sec: st.mtime, nsec: st.mtimensec } };
+    const type = st.mode & fs.constants.S_IFMT;
+    if (type !== fs.constants.S_IFDIR && st.nlink > 1) {
       const first = this.firstName.get(ino);
       if (first !== undefined) {
         this.entries.push({ header: { ...base, type: 'hardlink', linkname: first } });
@@ -78,17 +72,17 @@ export class TarPlan {
     }
     const xattrs = xattrsOf(meta);
     let header: TarEntry;
-    if (st.isDirectory()) header = { ...base, type: 'dir', xattrs };
-    else if (st.isFile()) {
-      header = { ...base, type: 'file', size: Number(st.size), xattrs };
-      this.dataBytes += Number(st.size);
+    if (type === fs.constants.S_IFDIR) header = { ...base, type: 'dir', xattrs };
+    else if (type === fs.constants.S_IFREG) {
+      header = { ...base, type: 'file', size: st.size, xattrs };
+      this.dataBytes += st.size;
       this.entries.push({ header, data: data ?? meta });
       return;
-    } else if (st.isSymbolicLink()) header = { ...base, type: 'symlink', linkname: fs.readlinkSync(meta, { encoding: 'latin1' }), xattrs };
-    else if (st.isFIFO()) header = { ...base, type: 'fifo', xattrs };
-    else if (st.isCharacterDevice() || st.isBlockDevice()) {
-      const { major, minor } = splitDev(Number(st.rdev));
-      header = { ...base, type: st.isCharacterDevice() ? 'chardev' : 'blockdev', devmajor: major, devminor: minor, xattrs };
+    } else if (type === fs.constants.S_IFLNK) header = { ...base, type: 'symlink', linkname: fs.readlinkSync(meta, { encoding: 'latin1' }), xattrs };
+    else if (type === fs.constants.S_IFIFO) header = { ...base, type: 'fifo', xattrs };
+    else if (type === fs.constants.S_IFCHR || type === fs.constants.S_IFBLK) {
+      const { major, minor } = decodeDev(st.rdev);
+      header = { ...base, type: type === fs.constants.S_IFCHR ? 'chardev' : 'blockdev', devmajor: major, devminor: minor, xattrs };
     } else {
       // Sockets cannot be archived; tar tools skip them too.
       log.info({ path: hostName(meta) }, 'socket left out of the archive');

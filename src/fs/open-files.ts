@@ -1,7 +1,7 @@
 // Open files and directories by fh, and the passthrough backing ids they share.
 
-import * as fs from 'node:fs';
 import { fsError } from '../fuse/errors.js';
+import { fstatHost } from './attr.js';
 import type { DirEntry } from './api.js';
 import type { Inode } from './inode.js';
 
@@ -65,7 +65,7 @@ export const OTHER_BACKING = -1;
 
 /** dev:ino of an open host file. */
 function fileOf(fd: number): string {
-  const st = fs.fstatSync(fd, { bigint: true });
+  const st = fstatHost(fd);
   return `${st.dev}:${st.ino}`;
 }
 

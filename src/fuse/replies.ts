@@ -68,9 +68,9 @@ export function putAttr(b: Buffer, o: number, a: Attr): void {
   b.writeBigUInt64LE(a.ino, o);
   putU64(b, o + 8, a.size);
   putU64(b, o + 16, a.blocks);
-  b.writeBigInt64LE(BigInt(a.atime), o + 24);
-  b.writeBigInt64LE(BigInt(a.mtime), o + 32);
-  b.writeBigInt64LE(BigInt(a.ctime), o + 40);
+  putI64(b, o + 24, a.atime);
+  putI64(b, o + 32, a.mtime);
+  putI64(b, o + 40, a.ctime);
   b.writeUInt32LE(a.atimensec, o + 48);
   b.writeUInt32LE(a.mtimensec, o + 52);
   b.writeUInt32LE(a.ctimensec, o + 56);

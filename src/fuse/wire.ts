@@ -17,7 +17,9 @@ export function putU64(buf: Buffer, off: number, v: number): void {
 
 /** Signed 64-bit (negative offsets in notifications). */
 export function putI64(buf: Buffer, off: number, v: number): void {
-  buf.writeBigInt64LE(BigInt(v), off);
+  const hi = Math.floor(v / TWO32);
+  buf.writeUInt32LE(v - hi * TWO32, off);
+  buf.writeInt32LE(hi, off + 4);
 }
 
 /**

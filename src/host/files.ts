@@ -4,9 +4,7 @@
 
 import * as fs from 'node:fs';
 import { promisify } from 'node:util';
-import { ENOENT_ERROR } from '../fuse/errors.js';
-import type { Attr, Context, SetAttr, TimeSpec } from '../fs/api.js';
-import { attrFromStats } from '../fs/attr.js';
+import type { Context, SetAttr, TimeSpec } from '../fs/api.js';
 import { native } from '../native/binding.js';
 
 const C = fs.constants;
@@ -22,17 +20,6 @@ export interface FdHandle {
 }
 
 export type HostPath = string | Buffer;
-
-/** lstat as fuse_attr, or ENOENT (cheaply: negative lookups are hot). */
-export function statAttr(p: HostPath): Attr {
-  const st = fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
-  if (!st) throw ENOENT_ERROR;
-  return attrFromStats(st);
-}
-
-export function lstatOrUndefined(p: HostPath): fs.BigIntStats | undefined {
-  return fs.lstatSync(p, { bigint: true, throwIfNoEntry: false });
-}
 
 /**
  * The daemon creates as root; the new object must belong to the caller. In a setgid

@@ -3,10 +3,11 @@
 
 import * as fs from 'node:fs';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut } from '../fs/api.js';
-import { attrFromStats, decodeDev } from '../fs/attr.js';
+import { decodeDev } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, openHost, statAttr, statfsOf, type FdHandle } from '../host/files.js';
+import { fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
+import { applySetAttr, fsyncDir, giveToCaller, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 
@@ -40,20 +41,20 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
   /** A new object: give it to the caller and answer with its attributes. */
   private created(ctx: Context, p: string | Buffer, parent: Node, mode: number): Entry<undefined> {
     giveToCaller(ctx, p, this.path(parent), mode);
-    return { attr: statAttr(p) };
+    return { attr: lstatHostOrThrow(p) };
   }
 
   root(): { attr: Attr; data: undefined } {
-    return { attr: statAttr(this.source), data: undefined };
+    return { attr: lstatHostOrThrow(this.source), data: undefined };
   }
 
   lookup(_ctx: Context, parent: Node, name: string): Entry<undefined> {
-    return { attr: statAttr(this.childPath(parent, name)) };
+    return { attr: lstatHostOrThrow(this.childPath(parent, name)) };
   }
 
   getattr(_ctx: Context, node: Node, fh: LoopbackHandle | undefined): Attr {
-    if (fh) return attrFromStats(fs.fstatSync(fh.fd, { bigint: true }));
-    return statAttr(this.path(node));
+    if (fh) return fstatHost(fh.fd);
+    return lstatHostOrThrow(this.path(node));
   }
 
   setattr(ctx: Context, node: Node, s: SetAttr, fh: LoopbackHandle | undefined): Attr {
@@ -88,7 +89,7 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
   link(_ctx: Context, node: Node, newParent: Node, newName: string): Entry<undefined> {
     const p = this.childPath(newParent, newName);
     fs.linkSync(this.path(node), p);
-    return { attr: statAttr(p) };
+    return { attr: lstatHostOrThrow(p) };
   }
 
   unlink(_ctx: Context, parent: Node, name: string): void {
@@ -119,7 +120,7 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
     const o = openHost(p, flags | C.O_CREAT, !!this.opts.passthrough, mode & 0o7777);
     try {
       giveToCaller(ctx, p, this.path(parent), C.S_IFREG | mode);
-      return { entry: { attr: attrFromStats(fs.fstatSync(o.fd, { bigint: true })) }, open: this.opened(o) };
+      return { entry: { attr: fstatHost(o.fd) }, open: this.opened(o) };
     } catch (e) {
       fs.closeSync(o.fd);
       throw e;
@@ -134,7 +135,7 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
     const base = `${this.source}/${node.path()}`;
     const out: DirEntry[] = [];
     for (const name of fs.readdirSync(osPath(base), { encoding: 'latin1' })) {
-      const st = lstatOrUndefined(osPath(`${base}/${name}`));
+      const st = lstatHost(osPath(`${base}/${name}`));
       if (st) out.push({ name, ino: st.ino, mode: Number(st.mode) });
     }
     return out;

@@ -70,6 +70,12 @@ export interface NativeBinding {
   backingClose(fd: number, backingId: number): void;
 
   // syscalls Node lacks
+  /**
+   * lstat/fstat into `out` (16 slots, order in native-bindings/src/stat.c); returns st_ino,
+   * or the errno (a positive number) instead of throwing.
+   */
+  lstat(path: NativePath, out: Float64Array): bigint | number;
+  fstat(fd: number, out: Float64Array): bigint | number;
   mknod(path: NativePath, mode: number, major: number, minor: number): void;
   renameat2(oldPath: NativePath, newPath: NativePath, flags: number): void;
   lgetxattr(path: NativePath, name: string | Uint8Array): Buffer;

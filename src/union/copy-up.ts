@@ -128,7 +128,7 @@ export class CopyUp {
 
   /** By path, never by opening it: opening a fifo would block the daemon. */
   private setOrigin(p: HostPath, st: BigIntStats): void {
-    setOriginIno(p, this.stack.unionIno(st.dev, st.ino));
+    setOriginIno(p, this.stack.unionIno(Number(st.dev), st.ino));
   }
 
   /**
@@ -199,7 +199,7 @@ export class CopyUp {
             }
           }
           copyXattrs(metaSrc, fd, tmp);
-          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
+          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(Number(dataSt.dev), dataSt.ino), metaSrc, d.upper), 0);
           copyMeta(metaSt, fd, tmp);
           // Copied data is made durable before it replaces the lower file (overlayfs does
           // the same); a metadata-only copy has no data to lose: a crash at worst loses the

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import type { DirEntry } from '../fs/api.js';
 import type { Inode } from '../fs/inode.js';
-import { lstatOrUndefined } from '../host/files.js';
+import { lstatHost } from '../fs/attr.js';
 import { F_WHITEOUT } from '../index/schema.js';
 import type { StackView } from '../index/stack-view.js';
 import { osPath } from '../util/os-path.js';
@@ -24,7 +24,7 @@ export function mergedEntries(stack: LayerStack, node: Inode<UNode>): DirEntry[]
       if (seen.has(n) || (!upper && isOciMarker(n))) continue;
       seen.add(n);
       const p = osPath(`${dir}/${n}`);
-      const st = lstatOrUndefined(p);
+      const st = lstatHost(p);
       if (!st || isWhiteout(st)) continue;
       out.push({ name: n, ino: inoOf(stack, st, upper ? p : undefined), mode: Number(st.mode) });
     }

@@ -4,10 +4,9 @@
 // one path, plus a single lstat of the object found; otherwise (no index, or below a
 // redirect) each layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
-import type { BigIntStats } from 'node:fs';
 import { ENOENT_ERROR } from '../fuse/errors.js';
 import type { Inode } from '../fs/inode.js';
-import { lstatOrUndefined } from '../host/files.js';
+import { lstatHost, type HostStat } from '../fs/attr.js';
 import { mergeDown, type Probe } from '../index/resolution.js';
 import { ROOT_IX } from '../index/schema.js';
 import { probeOf, type StackView } from '../index/stack-view.js';
@@ -18,16 +17,16 @@ import type { LayerStack, LowerRef } from './stack.js';
 export interface Resolved {
   data: UNode;
   /** The object the union shows: the upper one when it exists, else the top lower one. */
-  st: BigIntStats;
+  st: HostStat;
   /** For a metacopy: the lower object holding the data (its size and blocks count). */
-  dataSt?: BigIntStats;
+  dataSt?: HostStat;
   ino: bigint;
 }
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
-const isDir = (st: BigIntStats): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
+const isDir = (st: HostStat): boolean => (st.mode & S_IFMT) === S_IFDIR;
 
 function join(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;
@@ -38,7 +37,7 @@ function ociWhiteout(stack: LayerStack, ref: LowerRef): boolean {
   const slash = ref.path.lastIndexOf('/');
   const dir = slash < 0 ? '' : ref.path.slice(0, slash);
   const name = ref.path.slice(slash + 1);
-  return lstatOrUndefined(stack.lowerPath({ layer: ref.layer, path: join(dir, OCI_WHITEOUT_PREFIX + name) })) !== undefined;
+  return lstatHost(stack.lowerPath({ layer: ref.layer, path: join(dir, OCI_WHITEOUT_PREFIX + name) })) !== undefined;
 }
 
 /**
@@ -60,9 +59,9 @@ function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: strin
 }
 
 /** Looks at one candidate on disk: what is there, and the stats when something is. */
-function diskProbe(stack: LayerStack, sts: Map<LowerRef, BigIntStats>): (ref: LowerRef) => Probe {
+function diskProbe(stack: LayerStack, sts: Map<LowerRef, HostStat>): (ref: LowerRef) => Probe {
   return (ref) => {
-    const st = lstatOrUndefined(stack.lowerPath(ref));
+    const st = lstatHost(stack.lowerPath(ref));
     if (!st) return { found: ociWhiteout(stack, ref) ? 'whiteout' : 'none', hides: false };
     if (isWhiteout(st)) return { found: 'whiteout', hides: true };
     sts.set(ref, st);
@@ -77,14 +76,14 @@ function diskProbe(stack: LayerStack, sts: Map<LowerRef, BigIntStats>): (ref: Lo
  * file); returns the lower refs that take part and the stats of the top one.
  */
 function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' | 'dir' | 'metacopy'): Search {
-  const sts = new Map<LowerRef, BigIntStats>();
+  const sts = new Map<LowerRef, HostStat>();
   const { refs, top } = mergeDown(candidates, diskProbe(stack, sts), below);
   return { refs, top: top && sts.get(top) };
 }
 
 interface Search {
   refs: LowerRef[];
-  top?: BigIntStats;
+  top?: HostStat;
   ix?: number;
 }
 
@@ -99,7 +98,7 @@ function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: st
   const at = new Map(found.rows.map((r) => [r.layer, r]));
   const { refs, top } = mergeDown(parent.lowers, (ref) => probeOf(at.get(ref.layer)), below);
   const children = refs.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
-  return { refs: children, top: top && lstatOrUndefined(stack.lowerPath(children[0]!)), ix: found.ix };
+  return { refs: children, top: top && lstatHost(stack.lowerPath(children[0]!)), ix: found.ix };
 }
 
 /** The children of a parent's lowers named `name`, searched by the index when it can answer. */
@@ -109,7 +108,7 @@ function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'non
 }
 
 /** The union inode number of a host object (see LayerStack.unionIno and XATTR_ORIGIN_INO). */
-export function inoOf(stack: LayerStack, st: BigIntStats, upperPath?: string | Buffer): bigint {
+export function inoOf(stack: LayerStack, st: HostStat, upperPath?: string | Buffer): bigint {
   if (upperPath !== undefined) {
     const o = originIno(upperPath);
     if (o !== undefined) return o;
@@ -121,7 +120,7 @@ export function resolveRoot(stack: LayerStack): Resolved {
   const all = stack.lowers.map((_, layer) => ({ layer, path: '' }));
   const ix = stack.view ? ROOT_IX : undefined;
   if (stack.upper) {
-    const st = lstatOrUndefined(stack.upper)!;
+    const st = lstatHost(stack.upper)!;
     const up = stack.upperPath('');
     const opaque = isOpaqueDir(up, stack.upper);
     const { refs } = opaque ? { refs: [] } : searchLowers(stack, all, 'dir');
@@ -139,7 +138,7 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
   if (pd.upper && stack.upper) {
     const rel = parent.childPath(name);
     const up = stack.upperPath(rel);
-    const st = lstatOrUndefined(up);
+    const st = lstatHost(up);
     if (st) {
       if (isWhiteout(st)) throw ENOENT_ERROR;
       const ino = inoOf(stack, st, up);
@@ -151,7 +150,7 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         }
         return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
-      if ((Number(st.mode) & S_IFMT) === S_IFREG && isMetacopy(up)) {
+      if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         return { data: { upper: true, metacopy: found.refs.length > 0, lowers: found.refs }, st, dataSt: found.top, ino };

@@ -28,9 +28,9 @@ export class LayerStack {
   /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
   view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
-  readonly lowerDevs: bigint[];
+  readonly lowerDevs: number[];
   /** st_dev -> small index, so inode numbers of different filesystems never collide. */
-  private readonly devIndex = new Map<bigint, bigint>();
+  private readonly devIndex = new Map<number, bigint>();
 
   constructor(spec: StackSpec) {
     if (spec.lowers.length === 0) throw new Error('at least one lower layer is needed');
@@ -38,7 +38,7 @@ export class LayerStack {
     // Real paths: layers are probed with lstat from their root down, and podman names its
     // layers by symlinks (overlay/l/SHORTID -> ../ID/diff).
     this.lowers = spec.lowers.map((l) => fs.realpathSync(l));
-    this.lowerDevs = this.lowers.map((l) => fs.statSync(l, { bigint: true }).dev);
+    this.lowerDevs = this.lowers.map((l) => fs.statSync(l).dev);
     if ((spec.upper === undefined) !== (spec.work === undefined)) throw new Error('an upper dir needs a work dir, and a work dir an upper dir');
     this.upper = spec.upper && fs.realpathSync(spec.upper);
     this.work = spec.work && fs.realpathSync(spec.work);
@@ -50,7 +50,7 @@ export class LayerStack {
       fs.mkdirSync(this.tmp, { mode: 0o700 });
     }
     // The upper's device first: most objects end up there and keep their plain number.
-    for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d, { bigint: true }).dev);
+    for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d).dev);
   }
 
   get readOnly(): boolean {
@@ -73,7 +73,7 @@ export class LayerStack {
     return rel === '' ? this.upper! : `${this.upper}/${rel}`;
   }
 
-  private devTag(dev: bigint): bigint {
+  private devTag(dev: number): bigint {
     let t = this.devIndex.get(dev);
     if (t === undefined) {
       t = BigInt(this.devIndex.size);
@@ -87,7 +87,7 @@ export class LayerStack {
    * of its filesystem in the top 8 bits when the layers span several filesystems (as
    * overlayfs's xino does). Objects on the first filesystem keep their number unchanged.
    */
-  unionIno(dev: bigint, ino: bigint): bigint {
+  unionIno(dev: number, ino: bigint): bigint {
     const t = this.devTag(dev);
     return t === 0n ? ino : (t << 56n) | (ino & ((1n << 56n) - 1n));
   }

@@ -7,10 +7,11 @@
 import * as fs from 'node:fs';
 import { fsError } from '../fuse/errors.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
-import { attrFromStats, decodeDev } from '../fs/attr.js';
+import { decodeDev } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, lstatOrUndefined, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
+import { fstatHost, lstatHost } from '../fs/attr.js';
+import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { UpperJournal } from '../index/journal.js';
@@ -128,10 +129,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   private attrOf(r: Resolved): Attr {
-    const a = attrFromStats(r.st);
-    a.ino = r.ino;
-    if (r.dataSt) a.blocks = Number(r.dataSt.blocks);
-    return a;
+    return { ...r.st, ino: r.ino, blocks: r.dataSt ? r.dataSt.blocks : r.st.blocks };
   }
 
 
@@ -155,15 +153,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   getattr(_ctx: Context, node: Node, fh: UnionHandle | undefined): Attr {
-    const st = fh?.upper ? fs.fstatSync(fh.fd, { bigint: true }) : lstatOrUndefined(this.metaPath(node));
+    const st = fh?.upper ? fstatHost(fh.fd) : lstatHost(this.metaPath(node));
     if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
-    const a = attrFromStats(st);
-    a.ino = node.ino;
+    st.ino = node.ino;
     if (node.data.metacopy && node.data.lowers[0]) {
-      const dst = lstatOrUndefined(this.stack.lowerPath(node.data.lowers[0]));
-      if (dst) a.blocks = Number(dst.blocks);
+      const dst = lstatHost(this.stack.lowerPath(node.data.lowers[0]));
+      if (dst) st.blocks = dst.blocks;
     }
-    return a;
+    return st;
   }
 
   setattr(ctx: Context, node: Node, s: SetAttr, fh: UnionHandle | undefined): Promise<Attr> | Attr {
@@ -190,7 +187,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.writable();
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
-    const existing = lstatOrUndefined(target);
+    const existing = lstatHost(target);
     if (existing && isWhiteout(existing)) {
       const tmp = this.stack.tmpName();
       make(tmp);
@@ -355,7 +352,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // layers have, must hide theirs.
     if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
     if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
-    const target = exchange ? undefined : lstatOrUndefined(to);
+    const target = exchange ? undefined : lstatHost(to);
     if (target && isWhiteout(target)) {
       // A name deleted from a lower layer: swap the object in for the whiteout (a
       // directory cannot be renamed over a device). The whiteout, now at the old name,

@@ -2,7 +2,6 @@
 // `.wh.` markers) and the plain readers of them, in one place for the union
 // (src/union/markers.ts builds on these) and the path index, which records them as flags.
 
-import type { BigIntStats } from 'node:fs';
 import { native } from '../native/binding.js';
 
 export const XATTR_OPAQUE = 'trusted.overlay.opaque';
@@ -28,8 +27,8 @@ export function xattrOrUndefined(p: string | Buffer, name: string): Buffer | und
 }
 
 /** overlayfs's whiteout: a character device 0/0. */
-export function isWhiteout(st: BigIntStats): boolean {
-  return (Number(st.mode) & S_IFMT) === S_IFCHR && st.rdev === 0n;
+export function isWhiteout(st: { mode: number | bigint; rdev: number | bigint }): boolean {
+  return (Number(st.mode) & S_IFMT) === S_IFCHR && Number(st.rdev) === 0;
 }
 
 /** `trusted.overlay.opaque=y` (or the user.* form of unprivileged overlays). */

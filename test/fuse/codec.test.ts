@@ -145,6 +145,13 @@ describe('reply encoding', () => {
     expect(b.readUInt32LE(40 + 68)).toBe(1000);
   });
 
+
+  it('writes times before 1970 and past 2^32 seconds as signed 64-bit seconds', () => {
+    for (const t of [-1, -(2 ** 32) - 5, 2 ** 40 + 3, 0]) {
+      const b = out.attrOut({ ...attr, atime: t, mtime: t, ctime: t }, 0);
+      expect([b.readBigInt64LE(16 + 24), b.readBigInt64LE(16 + 32), b.readBigInt64LE(16 + 40)]).toEqual([BigInt(t), BigInt(t), BigInt(t)]);
+    }
+  });
   it('lays out fuse_attr_out, fuse_open_out with a backing id, and create = entry + open', () => {
     const a = out.attrOut(attr, 2);
     expect(a.length).toBe(104);
