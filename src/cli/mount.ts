@@ -6,7 +6,8 @@
 // -o index=FILE keeps the path index there (default: WORK/stratafs-index.db when there is a
 // work dir); -o index=off probes the layers on disk instead. -o follow_copyup: read-only
 // opens of lower files see a later copy-up's data, as overlayfs's do (reads go through the
-// daemon instead of passthrough).
+// daemon instead of passthrough). -o journal_delay_ms=N: how long the path index's record
+// of a change may wait to share a transaction (default 5).
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
@@ -19,8 +20,17 @@ import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } fro
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
+
+/** -o journal_delay_ms=N as a number, or undefined. */
+function journalDelayOf(o: Map<string, string>): number | undefined {
+  const v = o.get('journal_delay_ms');
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`-o journal_delay_ms=${v}: want a whole number of milliseconds`);
+  return n;
+}
 
 /** Where the mount keeps its path index, or undefined for none. */
 export function indexFileOf(o: Map<string, string>, work: string | undefined): string | undefined {
@@ -66,7 +76,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
   // Check the layers before forking, so the caller sees what is wrong.
-  const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'], followCopyUp: o.has('follow_copyup') });
+  const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'], followCopyUp: o.has('follow_copyup'), journalDelayMs: journalDelayOf(o) });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
     if (indexFile) indexLayers(indexFile, fsys.stack.lowers);

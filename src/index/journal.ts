@@ -30,6 +30,14 @@ interface Row {
   origin: string | null;
 }
 
+/** An upper path as the journal needs it: the object there, and a directory's records. */
+export interface Observed {
+  st: BigIntStats | undefined;
+  opaque?: boolean;
+  /** Where a renamed directory came from (its redirect), as a union path. */
+  origin?: string | null;
+}
+
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
@@ -67,9 +75,23 @@ export class UpperJournal {
     return osPath(rel === '' ? this.upperDir : `${this.upperDir}/${rel}`);
   }
 
-  /** Brings the row of `rel` ('a/b') in line with what the upper dir holds there now. */
-  private classify(rel: string, st: BigIntStats | undefined): void {
+  /**
+   * What the upper dir holds at `rel` now: read right after a change, while the path is
+   * still the one the change made (the daemon writes the record itself a little later).
+   */
+  observe(rel: string, st = fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false })): Observed {
+    if (!st || !isDir(st)) return { st };
+    const p = this.upperPath(rel);
+    const r = redirectOf(p);
+    // overlayfs writes a bare name for a rename inside one directory.
+    const origin = r === undefined ? null : r.startsWith('/') ? r.replace(/^\/+/, '') : [parentOf(rel), r].filter(Boolean).join('/');
+    return { st, opaque: hasOpaqueXattr(p), origin };
+  }
+
+  /** Brings the row of `rel` ('a/b') in line with what the upper dir held there (observe()). */
+  record(rel: string, o: Observed): void {
     const path = `/${rel}`;
+    const st = o.st;
     if (!st || !isDir(st)) this.removeUnder.run(this.upperId, `${path}/`, `${path}0`);
     if (!st) {
       this.remove.run(this.upperId, path);
@@ -82,23 +104,19 @@ export class UpperJournal {
       else this.remove.run(this.upperId, path);
       return;
     }
-    let opaque = 0;
-    let origin: string | null = null;
-    if (isDir(st)) {
-      const p = this.upperPath(rel);
-      if (hasOpaqueXattr(p)) opaque = 1;
-      const r = redirectOf(p);
-      // overlayfs writes a bare name for a rename inside one directory.
-      if (r !== undefined) origin = r.startsWith('/') ? r.replace(/^\/+/, '') : [parentOf(rel), r].filter(Boolean).join('/');
-    }
-    this.upsert.run(this.upperId, path, inLower ? 'C' : 'A', opaque, origin);
+    this.upsert.run(this.upperId, path, inLower ? 'C' : 'A', o.opaque ? 1 : 0, o.origin ?? null);
   }
 
-  /** Records `rel` after the daemon changed it (created, copied up, deleted). */
+  /** Runs several records as one transaction (the nested ones become savepoints). */
+  inTransaction(fn: () => void): void {
+    this.db.transaction(fn)();
+  }
+
+  /** Records `rel` right after the daemon changed it (created, copied up, deleted). */
   touch(rel: string): void {
     if (rel === '') return;
-    const st = fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false });
-    this.db.transaction(() => this.classify(rel, st))();
+    const o = this.observe(rel);
+    this.db.transaction(() => this.record(rel, o))();
   }
 
   /**
@@ -121,7 +139,7 @@ export class UpperJournal {
       this.removeUnder.run(this.upperId, `/${from}/`, `/${from}0`);
       this.removeUnder.run(this.upperId, `/${to}/`, `/${to}0`);
       const again = [from, to, ...fromKids.map((k) => `${to}/${k}`), ...toKids.map((k) => `${from}/${k}`)];
-      for (const rel of again) this.classify(rel, fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false }));
+      for (const rel of again) this.record(rel, this.observe(rel));
     })();
   }
 
@@ -134,7 +152,7 @@ export class UpperJournal {
         for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) {
           const child = rel === '' ? name : `${rel}/${name}`;
           const st = fs.lstatSync(this.upperPath(child), { bigint: true });
-          this.classify(child, st);
+          this.record(child, this.observe(child, st));
           n++;
           if (isDir(st)) walk(child);
         }

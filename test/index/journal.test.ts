@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { syncJournal } from '../../src/containers/diff.js';
 import { PathIndex } from '../../src/index/path-index.js';
 import { snapshotTree } from '../../src/util/tree.js';
 import { buildStack } from '../helpers/layers.js';
@@ -37,8 +38,8 @@ function setup(): Env {
   return e;
 }
 
-function mount(e: Env): Mounted {
-  const m = mountWith(['mount', '-o', `lowerdir=${e.lowers.join(':')},upperdir=${e.upper},workdir=${e.work}`], e.mnt);
+function mount(e: Env, extraO = ''): Mounted {
+  const m = mountWith(['mount', '-o', `lowerdir=${e.lowers.join(':')},upperdir=${e.upper},workdir=${e.work}${extraO}`], e.mnt);
   mounts.push(m);
   return m;
 }
@@ -53,6 +54,13 @@ function strata(...args: string[]): { status: number | null; stdout: string; std
 }
 
 function changes(e: Env): string[] {
+  // A live daemon writes its records within milliseconds; FSYNCDIR makes it write them now.
+  if (isMounted(e.mnt)) syncJournal(e.mnt);
+  return recorded(e);
+}
+
+/** What the journal holds right now, without asking a live daemon to write what it holds back. */
+function recorded(e: Env): string[] {
   const index = PathIndex.open(e.index);
   try {
     return index.upperChanges(e.upper).map((c) => `${c.kind} ${c.path}`);
@@ -62,6 +70,23 @@ function changes(e: Env): string[] {
 }
 
 describe('upper-change journal', () => {
+  it('writes records after the reply, at once on an fsync of a mount directory (strata diff) and at unmount', async () => {
+    const e = setup();
+    // Held back ten minutes unless asked: only FSYNCDIR or unmount can write them.
+    const m = mount(e, ',journal_delay_ms=600000');
+    fs.writeFileSync(`${e.mnt}/data/new.txt`, 'new');
+    fs.chmodSync(`${e.mnt}/etc/hosts`, 0o600);
+    expect(recorded(e)).toEqual([]);
+    syncJournal(e.mnt);
+    expect(recorded(e)).toEqual(['C /data', 'A /data/new.txt', 'C /etc', 'C /etc/hosts']);
+    fs.unlinkSync(`${e.mnt}/data/b.txt`);
+    fs.renameSync(`${e.mnt}/data/new.txt`, `${e.mnt}/data/new2.txt`);
+    expect(recorded(e)).not.toContain('D /data/b.txt');
+    await umount(m);
+    expect(recorded(e)).toEqual(['C /data', 'D /data/b.txt', 'A /data/new2.txt', 'C /etc', 'C /etc/hosts']);
+    expect(strata('index', 'check', '--index', e.index).status).toBe(0);
+  });
+
   it('records scripted changes as docker diff shows them, and agrees with the upper dir', async () => {
     const e = setup();
     const m = mount(e);
