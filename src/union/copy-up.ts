@@ -44,17 +44,35 @@ function copyXattrs(src: HostPath, dstFd: number | undefined, dst: HostPath): vo
   }
 }
 
-/** Owner, mode (after chown, which clears set-id bits), times, in that order. */
-function copyMeta(st: BigIntStats, fd: number | undefined, p: HostPath): void {
+/** uid and gid of an object. */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
+/**
+ * The owner, first: chown drops security.capability (file capabilities) and set-id bits,
+ * so xattrs and the mode come after it (overlayfs keeps both). Skipped when the new object
+ * already has that owner (`made`: who the daemon creates objects as), which for images,
+ * mostly root's files, saves a syscall per copy-up.
+ */
+function copyOwner(st: BigIntStats, fd: number | undefined, p: HostPath, made: Owner): void {
+  const uid = Number(st.uid);
+  const gid = Number(st.gid);
+  if (uid === made.uid && gid === made.gid) return;
+  if (fd !== undefined) fs.fchownSync(fd, uid, gid);
+  else native.lchown(p, uid, gid);
+}
+
+/** Mode and times, after the owner and the xattrs. */
+function copyModeTimes(st: BigIntStats, fd: number | undefined, p: HostPath): void {
   const [as, an] = splitNs(st.atimeNs);
   const [ms, mn] = splitNs(st.mtimeNs);
   const mode = Number(st.mode);
   if (fd !== undefined) {
-    fs.fchownSync(fd, Number(st.uid), Number(st.gid));
     fs.fchmodSync(fd, mode & 0o7777);
     native.futimens(fd, as, an, ms, mn);
   } else {
-    native.lchown(p, Number(st.uid), Number(st.gid));
     if ((mode & S_IFMT) !== S_IFLNK) fs.chmodSync(p, mode & 0o7777);
     native.utimens(p, as, an, ms, mn, true);
   }
@@ -115,9 +133,10 @@ export class CopyUp {
     const tmp = this.stack.tmpName();
     fs.mkdirSync(tmp, 0o700);
     try {
+      copyOwner(st, undefined, tmp, this.stack.tmpOwner);
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
-      copyMeta(st, undefined, tmp);
+      copyModeTimes(st, undefined, tmp);
       this.install(tmp, node.path(), node.data.lowers[0]!);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
@@ -159,22 +178,24 @@ export class CopyUp {
     const d = node.data;
     // A hard-linked lower file is copied up whole, so that its other names can be linked
     // to the one copy (metacopy has no notion of link sets).
-    if (metaOnly && !d.upper && d.lowers[0] && fs.lstatSync(this.stack.lowerPath(d.lowers[0]), { bigint: true }).nlink > 1n) metaOnly = false;
+    const lowerSt = metaOnly && !d.upper && d.lowers[0] ? fs.lstatSync(this.stack.lowerPath(d.lowers[0]), { bigint: true }) : undefined;
+    if (lowerSt && lowerSt.nlink > 1n) metaOnly = false;
     if (d.upper && (!d.metacopy || metaOnly)) return;
     const busy = this.running.get(node.nodeid);
     if (busy) return busy.then(() => this.file(node, metaOnly));
     const parent = node.parent();
     if (parent) this.dir(parent);
-    const p = this.doFile(node, metaOnly).finally(() => this.running.delete(node.nodeid));
+    const p = this.doFile(node, metaOnly, lowerSt).finally(() => this.running.delete(node.nodeid));
     this.running.set(node.nodeid, p);
     return p;
   }
 
-  private async doFile(node: Inode<UNode>, metaOnly: boolean): Promise<void> {
+  /** `lowerSt`: the lstat of the lower file when file() already made it. */
+  private async doFile(node: Inode<UNode>, metaOnly: boolean, lowerSt?: BigIntStats): Promise<void> {
     const d = node.data;
     const dataRef = d.lowers[0]!;
     const dataPath = this.stack.lowerPath(dataRef);
-    const dataSt = fs.lstatSync(dataPath, { bigint: true });
+    const dataSt = lowerSt ?? fs.lstatSync(dataPath, { bigint: true });
     const rel = node.path();
     const target = this.stack.upperPathString(rel);
     // A metacopy going to full data keeps the metadata it has in the upper dir by now.
@@ -198,9 +219,10 @@ export class CopyUp {
               fs.closeSync(src);
             }
           }
+          copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
           native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(Number(dataSt.dev), dataSt.ino), metaSrc, d.upper), 0);
-          copyMeta(metaSt, fd, tmp);
+          copyModeTimes(metaSt, fd, tmp);
           // Copied data is made durable before it replaces the lower file (overlayfs does
           // the same); a metadata-only copy has no data to lose: a crash at worst loses the
           // metadata change, and the lower file shows again, whole.
@@ -210,16 +232,18 @@ export class CopyUp {
         }
       } else if (type === S_IFLNK) {
         fs.symlinkSync(fs.readlinkSync(dataPath, { encoding: 'buffer' }), tmp);
+        copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
         this.setOrigin(tmp, dataSt);
-        copyMeta(metaSt, undefined, tmp);
+        copyModeTimes(metaSt, undefined, tmp);
       } else {
         // fifo, socket, device: the node itself is all there is to copy.
         const { major, minor } = splitDev(Number(dataSt.rdev));
         native.mknod(tmp, Number(dataSt.mode), major, minor);
+        copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
         this.setOrigin(tmp, dataSt);
-        copyMeta(metaSt, undefined, tmp);
+        copyModeTimes(metaSt, undefined, tmp);
       }
       this.install(tmp, rel, dataRef);
     } catch (e) {

@@ -25,6 +25,8 @@ export class LayerStack {
   readonly work: string | undefined;
   /** Scratch space for copy-up and deletes, inside the work dir (same fs as the upper). */
   readonly tmp: string | undefined;
+  /** Who an object made in the scratch dir belongs to before copy-up gives it its owner. */
+  readonly tmpOwner: { uid: number; gid: number } = { uid: -1, gid: -1 };
   /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
   view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
@@ -48,6 +50,9 @@ export class LayerStack {
       this.tmp = path.join(this.work, 'stratafs');
       fs.rmSync(this.tmp, { recursive: true, force: true });
       fs.mkdirSync(this.tmp, { mode: 0o700 });
+      // A new object belongs to the daemon, in the group of a set-group-ID scratch dir.
+      const st = fs.statSync(this.tmp);
+      this.tmpOwner = { uid: process.geteuid!(), gid: st.mode & 0o2000 ? st.gid : process.getegid!() };
     }
     // The upper's device first: most objects end up there and keep their plain number.
     for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d).dev);

@@ -102,10 +102,11 @@ export function buildLayer(dir: string, spec: LayerSpec, format: LayerFormat = '
   const abs = (p: string): string => (p === '.' ? dir : path.join(dir, p));
   const timed: Array<[string, Time, Time]> = [];
   const attrs = (p: string, e: Attrs & { type: string }, defMode: number): void => {
+    // Owner first: chown drops security.capability.
+    native.lchown(p, e.uid ?? 0, e.gid ?? 0);
     if (e.type !== 'symlink') {
       for (const [name, value] of Object.entries(e.xattrs ?? {})) native.lsetxattr(p, name, Buffer.from(value), 0);
     }
-    native.lchown(p, e.uid ?? 0, e.gid ?? 0);
     if (e.type !== 'symlink') fs.chmodSync(p, e.mode ?? defMode);
     timed.push([p, e.atime ?? e.mtime ?? t, e.mtime ?? t]);
   };

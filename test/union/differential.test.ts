@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
-import { hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
+import { f, hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
 import { errnoOf, tmpdir } from '../helpers/mount.js';
 import {
   canonTree,
@@ -381,6 +381,40 @@ add({
     return [userXattr, statOf(`${r}/etc/pipe2`), fs.lstatSync(`${r}/etc/pipe2`, { bigint: true }).mtimeNs.toString(), xattrList(`${r}/etc/pipe2`), ls(`${r}/etc`)];
   },
   expect: ['EPERM', { type: 'fifo', mode: 0o640, uid: 12, gid: 34, nlink: 1 }, '2000000000002', ['trusted.p'], ['hosts', 'passwd', 'pipe2']],
+});
+
+// cap_net_raw+ep, as setcap writes it (vfs_cap_data revision 2).
+const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+
+add({
+  name: 'file capabilities survive a metadata copy-up (chmod, utimes) for root and other owners; a write drops them',
+  layers: [
+    {
+      'bin/ping': f('#!ELF ping\n', { mode: 0o755, xattrs: { 'security.capability': CAP_NET_RAW } }),
+      'bin/mine': f('#!ELF mine\n', { mode: 0o755, uid: 1000, gid: 1000, xattrs: { 'security.capability': CAP_NET_RAW } }),
+      'bin/written': f('#!ELF w\n', { mode: 0o755, xattrs: { 'security.capability': CAP_NET_RAW } }),
+    },
+  ],
+  run: (r) => {
+    fs.chmodSync(`${r}/bin/ping`, 0o750);
+    native.utimens(`${r}/bin/mine`, 1000, 1, 2000, 2, false);
+    fs.appendFileSync(`${r}/bin/written`, 'x');
+    const cap = (p: string): string => {
+      try {
+        return native.lgetxattr(p, 'security.capability').toString('hex');
+      } catch (e) {
+        return (e as { code: string }).code;
+      }
+    };
+    return [cap(`${r}/bin/ping`), statOf(`${r}/bin/ping`), cap(`${r}/bin/mine`), statOf(`${r}/bin/mine`), cap(`${r}/bin/written`)];
+  },
+  expect: [
+    CAP_NET_RAW.toString('hex'),
+    { type: 'file', mode: 0o750, uid: 0, gid: 0, size: 11, nlink: 1 },
+    CAP_NET_RAW.toString('hex'),
+    { type: 'file', mode: 0o755, uid: 1000, gid: 1000, size: 11, nlink: 1 },
+    'ENODATA',
+  ],
 });
 
 add({
