@@ -8,9 +8,8 @@
 // happened is no part of what changed).
 
 import * as fs from 'node:fs';
-import { decodeDev } from '../fs/attr.js';
+import { decodeDev, type HostStat } from '../fs/attr.js';
 import type { HostPath } from '../host/files.js';
-import type { HostStat } from '../fs/attr.js';
 import { encodeHeader, END_OF_ARCHIVE, padding, type TarEntry } from '../store/tar-write.js';
 import { isPrivateXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from '../union/markers.js';
 import { log } from '../util/log.js';

@@ -3,10 +3,9 @@
 
 import * as fs from 'node:fs';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut } from '../fs/api.js';
-import { decodeDev } from '../fs/attr.js';
+import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import { applySetAttr, fsyncDir, giveToCaller, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';

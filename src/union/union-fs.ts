@@ -7,10 +7,9 @@
 import * as fs from 'node:fs';
 import { fsError } from '../fuse/errors.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
-import { decodeDev } from '../fs/attr.js';
+import { decodeDev, fstatHost, lstatHost } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { fstatHost, lstatHost } from '../fs/attr.js';
 import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
@@ -66,11 +65,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private journalBroken = false;
   /**
    * Journal records not written yet. A change is recorded after its reply, within
-   * JOURNAL_DELAY_MS (or journalDelayMs), in one SQLite transaction with its neighbours: a transaction per
-   * change cost 20-35 us of every chmod or rename. FSYNCDIR (how `strata diff` reads a
-   * mounted container's journal) and unmount write them at once. A daemon that dies with
-   * records pending left its journal marked unfinished, and the next mount rebuilds it from
-   * the upper dir, as after any crash.
+   * JOURNAL_DELAY_MS (or journalDelayMs), in one SQLite transaction with its neighbours:
+   * a transaction per change cost 20-35 us of every chmod or rename. FSYNCDIR (how
+   * `strata diff` reads a mounted container's journal) and unmount write them at once. A
+   * daemon that dies with records pending left its journal marked unfinished, and the
+   * next mount rebuilds it from the upper dir, as after any crash.
    */
   private pendingJournal: Array<{ write: (j: UpperJournal) => void; rel: string }> = [];
   private journalTimer: NodeJS.Timeout | undefined;
