@@ -14,7 +14,7 @@
 #include "errors.h"
 #include "exports.h"
 
-/* Slots of the Float64Array; src/native/binding.ts has the same list. */
+/* Slots of the Float64Array; src/fs/attr.ts reads them in this order. */
 enum {
   SLOT_DEV, SLOT_SIZE, SLOT_BLOCKS, SLOT_ATIME, SLOT_ATIME_NS, SLOT_MTIME, SLOT_MTIME_NS, SLOT_CTIME,
   SLOT_CTIME_NS, SLOT_MODE, SLOT_NLINK, SLOT_UID, SLOT_GID, SLOT_RDEV_MAJOR, SLOT_RDEV_MINOR,

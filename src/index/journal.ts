@@ -112,13 +112,6 @@ export class UpperJournal {
     this.db.transaction(fn)();
   }
 
-  /** Records `rel` right after the daemon changed it (created, copied up, deleted). */
-  touch(rel: string): void {
-    if (rel === '') return;
-    const o = this.observe(rel);
-    this.db.transaction(() => this.record(rel, o))();
-  }
-
   /**
    * Records a copy-up of an object the lower layers show at this same path: a change (C)
    * with nothing to look up (a copy-up carries no opaque or redirect record).

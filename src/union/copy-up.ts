@@ -16,7 +16,7 @@ import { LinkNames } from './link-names.js';
 import type { UNode } from './node.js';
 import { resolveChild } from './resolve.js';
 import { standIn } from './stand-in.js';
-import type { LayerStack, LowerRef } from './stack.js';
+import type { LayerStack, LowerRef, Owner } from './stack.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -42,12 +42,6 @@ function copyXattrs(src: HostPath, dstFd: number | undefined, dst: HostPath): vo
     if (dstFd !== undefined) native.fsetxattr(dstFd, n, v, 0);
     else native.lsetxattr(dst, n, v, 0);
   }
-}
-
-/** uid and gid of an object. */
-export interface Owner {
-  uid: number;
-  gid: number;
 }
 
 /**

@@ -19,6 +19,12 @@ export interface LowerRef {
   path: string;
 }
 
+/** uid and gid of an object. */
+export interface Owner {
+  uid: number;
+  gid: number;
+}
+
 export class LayerStack {
   readonly lowers: string[];
   readonly upper: string | undefined;
@@ -26,7 +32,7 @@ export class LayerStack {
   /** Scratch space for copy-up and deletes, inside the work dir (same fs as the upper). */
   readonly tmp: string | undefined;
   /** Who an object made in the scratch dir belongs to before copy-up gives it its owner. */
-  readonly tmpOwner: { uid: number; gid: number } = { uid: -1, gid: -1 };
+  readonly tmpOwner: Owner = { uid: -1, gid: -1 };
   /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
   view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
