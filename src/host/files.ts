@@ -34,7 +34,7 @@ export function giveToCaller(ctx: Context, p: HostPath, parentDir: HostPath, mod
 }
 
 /** utimensat arguments for one time: a value, the current time, or left alone. */
-function timeArgs(t: TimeSpec | undefined): [number, number] {
+export function timeArgs(t: TimeSpec | undefined): [number, number] {
   if (t === undefined) return [0, native.UTIME_OMIT];
   if (t === 'now') return [0, native.UTIME_NOW];
   return [t.sec, t.nsec];

@@ -5,13 +5,13 @@
 // Parents are copied up first, with their own mode, owner, times and xattrs.
 
 import * as fs from 'node:fs';
-import type { BigIntStats } from 'node:fs';
-import { splitDev } from '../fs/attr.js';
+import type { SetAttr } from '../fs/api.js';
+import { decodeDev, lstatHost, lstatHostOrThrow, type HostStat } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
-import { fsyncFd, type HostPath } from '../host/files.js';
+import { fsyncFd, timeArgs, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
-import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, xattrShown } from './markers.js';
+import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import type { UNode } from './node.js';
 import { resolveChild } from './resolve.js';
@@ -20,11 +20,23 @@ import type { LayerStack, LowerRef, Owner } from './stack.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
-const NS = 1_000_000_000n;
 
-function splitNs(ns: bigint): [number, number] {
-  return [Number(ns / NS), Number(ns % NS)];
+/**
+ * What a copy-up applies on the way, saving the syscalls of doing it after: a
+ * metadata-only SETATTR's mode and times, a rename's redirect.
+ */
+export interface CopyOptions {
+  /** The copy gets these instead of the lower object's (the owner is never changed here: chown clears set-id bits). */
+  attrs?: Pick<SetAttr, 'mode' | 'atime' | 'mtime'>;
+  /** For a regular file copied for metadata only: the redirect to where its data lies below. */
+  redirect?: string;
+  /**
+   * A rename changes the parent's times right after the copy-up anyway: then there is no
+   * point in putting them back (two syscalls of every rename of a lower file).
+   */
+  changesParent?: boolean;
 }
 
 /** User-visible xattrs of src onto dst (ours, trusted.overlay.*, are not carried over). */
@@ -50,24 +62,22 @@ function copyXattrs(src: HostPath, dstFd: number | undefined, dst: HostPath): vo
  * already has that owner (`made`: who the daemon creates objects as), which for images,
  * mostly root's files, saves a syscall per copy-up.
  */
-function copyOwner(st: BigIntStats, fd: number | undefined, p: HostPath, made: Owner): void {
-  const uid = Number(st.uid);
-  const gid = Number(st.gid);
-  if (uid === made.uid && gid === made.gid) return;
-  if (fd !== undefined) fs.fchownSync(fd, uid, gid);
-  else native.lchown(p, uid, gid);
+function copyOwner(st: HostStat, fd: number | undefined, p: HostPath, made: Owner): void {
+  if (st.uid === made.uid && st.gid === made.gid) return;
+  if (fd !== undefined) fs.fchownSync(fd, st.uid, st.gid);
+  else native.lchown(p, st.uid, st.gid);
 }
 
-/** Mode and times, after the owner and the xattrs. */
-function copyModeTimes(st: BigIntStats, fd: number | undefined, p: HostPath): void {
-  const [as, an] = splitNs(st.atimeNs);
-  const [ms, mn] = splitNs(st.mtimeNs);
-  const mode = Number(st.mode);
+/** Mode and times, after the owner and the xattrs: the object's own, or the ones asked for. */
+function copyModeTimes(st: HostStat, fd: number | undefined, p: HostPath, attrs: CopyOptions['attrs'] = {}): void {
+  const [as, an] = attrs.atime === undefined ? [st.atime, st.atimensec] : timeArgs(attrs.atime);
+  const [ms, mn] = attrs.mtime === undefined ? [st.mtime, st.mtimensec] : timeArgs(attrs.mtime);
+  const mode = (attrs.mode ?? st.mode) & 0o7777;
   if (fd !== undefined) {
-    fs.fchmodSync(fd, mode & 0o7777);
+    fs.fchmodSync(fd, mode);
     native.futimens(fd, as, an, ms, mn);
   } else {
-    if ((mode & S_IFMT) !== S_IFLNK) fs.chmodSync(p, mode & 0o7777);
+    if ((st.mode & S_IFMT) !== S_IFLNK) fs.chmodSync(p, mode);
     native.utimens(p, as, an, ms, mn, true);
   }
 }
@@ -76,7 +86,7 @@ function copyModeTimes(st: BigIntStats, fd: number | undefined, p: HostPath): vo
  * Files up to this size are copied on the event loop: a few syscalls cost less than the
  * thread-pool round trip of copyData, and holes do not matter at this size.
  */
-const SMALL_COPY = 64n * 1024n;
+const SMALL_COPY = 64 * 1024;
 
 function copySmall(src: number, dst: number, size: number): void {
   let off = 0;
@@ -116,14 +126,15 @@ export class CopyUp {
   dir(node: Inode<UNode>): void {
     if (node.data.upper) return;
     // Already copied up by way of another name (a hard-link sibling's parents).
-    if (fs.lstatSync(osPath(this.stack.upperPathString(node.path())), { throwIfNoEntry: false })?.isDirectory()) {
+    const there = lstatHost(this.stack.upperPath(node.path()));
+    if (there && (there.mode & S_IFMT) === S_IFDIR) {
       node.data.upper = true;
       return;
     }
     const parent = node.parent();
     if (parent) this.dir(parent);
     const src = this.stack.lowerPath(node.data.lowers[0]!);
-    const st = fs.lstatSync(src, { bigint: true });
+    const st = lstatHostOrThrow(src);
     const tmp = this.stack.tmpName();
     fs.mkdirSync(tmp, 0o700);
     try {
@@ -131,7 +142,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyModeTimes(st, undefined, tmp);
-      this.install(tmp, node.path(), node.data.lowers[0]!);
+      this.install(tmp, node.path(), node.data.lowers[0]!, false);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -140,74 +151,77 @@ export class CopyUp {
   }
 
   /** By path, never by opening it: opening a fifo would block the daemon. */
-  private setOrigin(p: HostPath, st: BigIntStats): void {
-    setOriginIno(p, this.stack.unionIno(Number(st.dev), st.ino));
+  private setOrigin(p: HostPath, st: HostStat): void {
+    setOriginIno(p, this.stack.unionIno(st.dev, st.ino));
   }
 
   /**
    * Renames a finished copy into its place. Copy-up is not a change the user made to the
-   * parent directory, so its times are put back as they were (overlayfs does the same).
+   * parent directory, so its times are put back as they were (overlayfs does the same),
+   * unless the caller is about to change the parent itself.
    */
-  private install(tmp: HostPath, rel: string, from: LowerRef): void {
-    this.keepingParentTimes(rel, () => fs.renameSync(tmp, this.stack.upperPath(rel)));
+  private install(tmp: HostPath, rel: string, from: LowerRef, changesParent: boolean): void {
+    const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
+    if (changesParent) put();
+    else this.keepingParentTimes(rel, put);
     this.installed(rel, from.path === rel);
   }
 
   private keepingParentTimes(rel: string, change: () => void): void {
     const slash = rel.lastIndexOf('/');
     const parent = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
-    const before = fs.lstatSync(parent, { bigint: true });
+    const before = lstatHostOrThrow(parent);
     change();
-    const [as, an] = splitNs(before.atimeNs);
-    const [ms, mn] = splitNs(before.mtimeNs);
-    native.utimens(parent, as, an, ms, mn, true);
+    native.utimens(parent, before.atime, before.atimensec, before.mtime, before.mtimensec, true);
   }
 
   /**
    * Brings a non-directory into the upper dir. `metaOnly` copies a regular file's metadata
    * alone (overlayfs's metacopy): the upper file is sparse at the right size and marked,
-   * and its data keeps coming from below until it is written.
+   * and its data keeps coming from below until it is written. Returns whether this call
+   * made the copy (and so applied `opts`); false when the object was in the upper dir already.
    */
-  file(node: Inode<UNode>, metaOnly: boolean): Promise<void> | void {
+  file(node: Inode<UNode>, metaOnly: boolean, opts: CopyOptions = {}): Promise<boolean> | boolean {
     const d = node.data;
     // A hard-linked lower file is copied up whole, so that its other names can be linked
     // to the one copy (metacopy has no notion of link sets).
-    const lowerSt = metaOnly && !d.upper && d.lowers[0] ? fs.lstatSync(this.stack.lowerPath(d.lowers[0]), { bigint: true }) : undefined;
-    if (lowerSt && lowerSt.nlink > 1n) metaOnly = false;
-    if (d.upper && (!d.metacopy || metaOnly)) return;
+    const lowerSt = metaOnly && !d.upper && d.lowers[0] ? lstatHostOrThrow(this.stack.lowerPath(d.lowers[0])) : undefined;
+    if (lowerSt && lowerSt.nlink > 1) metaOnly = false;
+    if (d.upper && (!d.metacopy || metaOnly)) return false;
     const busy = this.running.get(node.nodeid);
-    if (busy) return busy.then(() => this.file(node, metaOnly));
+    if (busy) return busy.then(() => this.file(node, metaOnly, opts));
     const parent = node.parent();
     if (parent) this.dir(parent);
-    const p = this.doFile(node, metaOnly, lowerSt).finally(() => this.running.delete(node.nodeid));
+    const p = this.doFile(node, metaOnly, opts, lowerSt).finally(() => this.running.delete(node.nodeid));
     this.running.set(node.nodeid, p);
-    return p;
+    return p.then(() => true);
   }
 
   /** `lowerSt`: the lstat of the lower file when file() already made it. */
-  private async doFile(node: Inode<UNode>, metaOnly: boolean, lowerSt?: BigIntStats): Promise<void> {
+  private async doFile(node: Inode<UNode>, metaOnly: boolean, opts: CopyOptions, lowerSt?: HostStat): Promise<void> {
     const d = node.data;
     const dataRef = d.lowers[0]!;
     const dataPath = this.stack.lowerPath(dataRef);
-    const dataSt = lowerSt ?? fs.lstatSync(dataPath, { bigint: true });
+    const dataSt = lowerSt ?? lstatHostOrThrow(dataPath);
     const rel = node.path();
     const target = this.stack.upperPathString(rel);
     // A metacopy going to full data keeps the metadata it has in the upper dir by now.
     const metaSrc = d.upper ? osPath(target) : dataPath;
-    const metaSt = d.upper ? fs.lstatSync(metaSrc, { bigint: true }) : dataSt;
-    const type = Number(dataSt.mode) & S_IFMT;
+    const metaSt = d.upper ? lstatHostOrThrow(metaSrc) : dataSt;
+    const type = dataSt.mode & S_IFMT;
     const tmp = this.stack.tmpName();
     try {
       if (type === S_IFREG) {
         const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
         try {
           if (metaOnly) {
-            fs.ftruncateSync(fd, Number(dataSt.size));
+            fs.ftruncateSync(fd, dataSt.size);
             native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
+            if (opts.redirect !== undefined) native.fsetxattr(fd, XATTR_REDIRECT, Buffer.from(opts.redirect, 'latin1'), 0);
           } else {
             const src = fs.openSync(dataPath, fs.constants.O_RDONLY);
             try {
-              if (dataSt.size <= SMALL_COPY) copySmall(src, fd, Number(dataSt.size));
+              if (dataSt.size <= SMALL_COPY) copySmall(src, fd, dataSt.size);
               else await native.copyData(src, fd);
             } finally {
               fs.closeSync(src);
@@ -215,8 +229,11 @@ export class CopyUp {
           }
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
-          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(Number(dataSt.dev), dataSt.ino), metaSrc, d.upper), 0);
-          copyModeTimes(metaSt, fd, tmp);
+          // A metadata-only copy takes its number from the data file it finds below, so it
+          // needs no record: with a redirect too, the three would overflow the xattr space
+          // inside an ext4 inode and cost a block of their own.
+          if (!metaOnly) native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
+          copyModeTimes(metaSt, fd, tmp, opts.attrs);
           // Copied data is made durable before it replaces the lower file (overlayfs does
           // the same); a metadata-only copy has no data to lose: a crash at worst loses the
           // metadata change, and the lower file shows again, whole.
@@ -229,25 +246,26 @@ export class CopyUp {
         copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
         this.setOrigin(tmp, dataSt);
-        copyModeTimes(metaSt, undefined, tmp);
+        copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       } else {
         // fifo, socket, device: the node itself is all there is to copy.
-        const { major, minor } = splitDev(Number(dataSt.rdev));
-        native.mknod(tmp, Number(dataSt.mode), major, minor);
+        const { major, minor } = decodeDev(dataSt.rdev);
+        native.mknod(tmp, dataSt.mode, major, minor);
         copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
         this.setOrigin(tmp, dataSt);
-        copyModeTimes(metaSt, undefined, tmp);
+        copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, dataRef);
+      this.install(tmp, rel, dataRef, opts.changesParent === true);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
       throw e;
     }
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
+    d.dataBlocks = d.metacopy ? dataSt.blocks : undefined;
     if (!d.metacopy) d.lowers = [];
-    if (type === S_IFREG && !metaOnly && dataSt.nlink > 1n) this.linkSiblings(dataRef, dataSt.ino, target);
+    if (type === S_IFREG && !metaOnly && dataSt.nlink > 1) this.linkSiblings(dataRef, dataSt.ino, target);
   }
 
   /**

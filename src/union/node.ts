@@ -14,6 +14,11 @@ export interface UNode {
    */
   lowers: LowerRef[];
   /**
+   * For a metacopy: the block count of the lower file that holds its data. Lower layers
+   * never change, so a stat of the file needs no second lstat for it.
+   */
+  dataBlocks?: number;
+  /**
    * The path index's id for the lower path its lowers share (src/index), when the stack is
    * indexed and no redirect made them differ; lookups below it are then answered by the
    * index instead of probing each layer.

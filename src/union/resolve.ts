@@ -18,8 +18,6 @@ export interface Resolved {
   data: UNode;
   /** The object the union shows: the upper one when it exists, else the top lower one. */
   st: HostStat;
-  /** For a metacopy: the lower object holding the data (its size and blocks count). */
-  dataSt?: HostStat;
   ino: bigint;
 }
 
@@ -84,6 +82,8 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
 interface Search {
   refs: LowerRef[];
   top?: HostStat;
+  /** The object shown (the index's answer, before its lstat). */
+  topRef?: LowerRef;
   ix?: number;
 }
 
@@ -98,12 +98,18 @@ function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: st
   const at = new Map(found.rows.map((r) => [r.layer, r]));
   const { refs, top } = mergeDown(parent.lowers, (ref) => probeOf(at.get(ref.layer)), below);
   const children = refs.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
-  return { refs: children, top: top && lstatHost(stack.lowerPath(children[0]!)), ix: found.ix };
+  return { refs: children, topRef: top && children[0], ix: found.ix };
 }
 
-/** The children of a parent's lowers named `name`, searched by the index when it can answer. */
+/**
+ * The children of a parent's lowers named `name`, searched by the index when it can answer
+ * (then `top`, the attributes of the object found, takes one lstat more).
+ */
 function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'none' | 'dir' | 'metacopy'): Search {
-  if (stack.view && parent.ix !== undefined) return searchIndex(stack, stack.view, parent, name, below);
+  if (stack.view && parent.ix !== undefined) {
+    const s = searchIndex(stack, stack.view, parent, name, below);
+    return s.topRef ? { ...s, top: lstatHost(stack.lowerPath(s.topRef)) } : s;
+  }
   return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) })), below);
 }
 
@@ -141,8 +147,8 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
     const st = lstatHost(up);
     if (st) {
       if (isWhiteout(st)) throw ENOENT_ERROR;
-      const ino = inoOf(stack, st, up);
       if (isDir(st)) {
+        const ino = inoOf(stack, st, up);
         let found: Search = { refs: [] };
         if (!isOpaqueDir(up, stack.upperPathString(rel))) {
           const r = redirectOf(up);
@@ -153,9 +159,13 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
       if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
-        return { data: { upper: true, metacopy: found.refs.length > 0, lowers: found.refs }, st, dataSt: found.top, ino };
+        const metacopy = found.refs.length > 0;
+        // A metadata-only copy carries no number of its own: it has the number of the file
+        // that holds its data (older upper dirs may still have the record).
+        const ino = originIno(up) ?? inoOf(stack, found.top ?? st);
+        return { data: { upper: true, metacopy, lowers: found.refs, dataBlocks: metacopy ? found.top?.blocks : undefined }, st, ino };
       }
-      return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
+      return { data: { upper: true, metacopy: false, lowers: [] }, st, ino: inoOf(stack, st, up) };
     }
   }
   const { refs, top, ix } = below('none');
@@ -165,5 +175,9 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
 
 /** Whether some lower layer still shows this name below the parent (a delete must then leave a whiteout). */
 export function lowerHasName(stack: LayerStack, parent: Inode<UNode>, name: string): boolean {
-  return !isMarkerName(name) && searchChild(stack, parent.data, name, 'none').top !== undefined;
+  if (isMarkerName(name)) return false;
+  const pd = parent.data;
+  // The index knows without an lstat of the object.
+  if (stack.view && pd.ix !== undefined) return searchIndex(stack, stack.view, pd, name, 'none').topRef !== undefined;
+  return searchChild(stack, pd, name, 'none').top !== undefined;
 }

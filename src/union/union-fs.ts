@@ -179,7 +179,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   private attrOf(r: Resolved): Attr {
-    return { ...r.st, ino: r.ino, blocks: r.dataSt ? r.dataSt.blocks : r.st.blocks };
+    return { ...r.st, ino: r.ino, blocks: r.data.dataBlocks ?? r.st.blocks };
   }
 
 
@@ -206,19 +206,23 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const st = fh?.upper ? fstatHost(fh.fd) : lstatHost(this.metaPath(node));
     if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
     st.ino = node.ino;
-    if (node.data.metacopy && node.data.lowers[0]) {
-      const dst = lstatHost(this.stack.lowerPath(node.data.lowers[0]));
-      if (dst) st.blocks = dst.blocks;
+    const d = node.data;
+    if (d.metacopy && d.lowers[0]) {
+      const blocks = d.dataBlocks ?? lstatHost(this.stack.lowerPath(d.lowers[0]))?.blocks;
+      if (blocks !== undefined) st.blocks = blocks;
     }
     return st;
   }
 
   setattr(ctx: Context, node: Node, s: SetAttr, fh: UnionHandle | undefined): Promise<Attr> | Attr {
     this.writable();
-    // A size change needs the data; anything else only the metadata.
-    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, s.size === undefined);
-    return then(up, () => {
-      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, s, fh?.upper ? fh : undefined);
+    // A size change needs the data; anything else only the metadata, and a copy made for
+    // it takes the new mode and times directly (one syscall less than changing them after).
+    const metaOnly = s.size === undefined;
+    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : {});
+    return then(up, (copied) => {
+      const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
+      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, rest, fh?.upper ? fh : undefined);
       return this.getattr(ctx, node, fh);
     });
   }
@@ -349,9 +353,13 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * below (overlayfs with metacopy=on does the same): a rename copies no data.
    */
   private movableFile(node: Node): Promise<void> | void {
-    const lower = node.data.upper ? undefined : node.data.lowers[0];
-    return then(this.copyUp.file(node, node.type === C.S_IFREG), () => {
-      if (lower && node.data.metacopy) setRedirect(this.upperPath(node), `/${lower.path}`);
+    const d = node.data;
+    // A metadata-only copy finds its data below by its own path, or by its redirect: once
+    // it moves, it needs the redirect (also when an earlier chmod made it, at its old name).
+    const data = !d.upper || d.metacopy ? d.lowers[0] : undefined;
+    const redirect = data && `/${data.path}`;
+    return then(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: true }), (copied) => {
+      if (!copied && d.metacopy && redirect) setRedirect(this.upperPath(node), redirect);
     });
   }
 

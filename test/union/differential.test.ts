@@ -615,6 +615,39 @@ add({
 });
 
 add({
+  name: 'a metadata-only copy moves: chmod or utimes, then rename of lower files, twice, and back to the old name',
+  layers: STD,
+  run: (r) => {
+    fs.chmodSync(`${r}/data/a.txt`, 0o600);
+    fs.renameSync(`${r}/data/a.txt`, `${r}/data/a-moved.txt`);
+    native.utimens(`${r}/data/b.txt`, 1000, 1, 2000, 2, false);
+    fs.renameSync(`${r}/data/b.txt`, `${r}/etc/b-moved.txt`);
+    fs.renameSync(`${r}/etc/b-moved.txt`, `${r}/data/sub/b-again.txt`);
+    fs.chmodSync(`${r}/data/c.txt`, 0o640);
+    fs.renameSync(`${r}/data/c.txt`, `${r}/c-away.txt`);
+    fs.renameSync(`${r}/c-away.txt`, `${r}/data/c.txt`);
+    return [
+      read(`${r}/data/a-moved.txt`),
+      statOf(`${r}/data/a-moved.txt`),
+      read(`${r}/data/sub/b-again.txt`),
+      fs.lstatSync(`${r}/data/sub/b-again.txt`, { bigint: true }).mtimeNs.toString(),
+      read(`${r}/data/c.txt`),
+      statOf(`${r}/data/c.txt`).mode,
+      ls(`${r}/data`),
+    ];
+  },
+  expect: [
+    'alpha from layer 1\n',
+    { type: 'file', mode: 0o600, uid: 0, gid: 0, size: 19, nlink: 1 },
+    'bravo from layer 0\n',
+    '2000000000002',
+    'charlie from layer 1\n',
+    0o640,
+    ['a-moved.txt', 'c.txt', 'd.txt', 'sub'],
+  ],
+});
+
+add({
   name: 'rename over existing lower files',
   layers: STD,
   known: ['nlink'],
@@ -1300,10 +1333,12 @@ describe(`union mount: ${candidate.name} against ${reference.name}`, () => {
     it.each([reference, candidate].filter((x, i, all) => all.indexOf(x) === i))('$name: inode numbers and contents survive a remount', async (driver) => {
       const dir = path.join(root, slug(`remount-${driver.name}`));
       const side = prepareSide(driver, dir, STD, 'overlay', true);
-      const paths = ['data/a.txt', 'data/b.txt', 'data/c.txt', 'data/sub', 'hard/one', 'hard/two', 'link-to-a', 'data', '.', 'tree/x', 'new', 'data/sub/new'];
+      const paths = ['data/a.txt', 'data/b.txt', 'data/c.txt', 'data/sub', 'hard/one', 'hard/two', 'link-to-a', 'data', '.', 'tree/x', 'new', 'data/sub/new', 'd-moved'];
       let m = registry.track(mountSide(side));
       fs.appendFileSync(`${side.mnt}/data/b.txt`, '+');
       fs.chmodSync(`${side.mnt}/data/c.txt`, 0o600);
+      fs.chmodSync(`${side.mnt}/data/d.txt`, 0o600);
+      fs.renameSync(`${side.mnt}/data/d.txt`, `${side.mnt}/d-moved`);
       fs.appendFileSync(`${side.mnt}/hard/one`, '+');
       fs.writeFileSync(`${side.mnt}/new`, 'new');
       fs.writeFileSync(`${side.mnt}/data/sub/new`, 'new');
