@@ -133,6 +133,52 @@ describe('index-backed resolution equals probing the layer dirs', () => {
     }
   });
 
+  it('lookups with no listing first (one query per name, then the whole directory) answer as the disk does, also past the listing bound', () => {
+    const base = path.join(root, 'lookups');
+    const put = (f: string): void => {
+      fs.mkdirSync(path.dirname(path.join(base, f)), { recursive: true });
+      fs.writeFileSync(path.join(base, f), f);
+    };
+    // big/ holds more rows than a lookup loads at once (src/index/stack-view.ts LISTED_ROWS).
+    for (let i = 0; i < 2200; i++) put(`l0/big/f${i}`);
+    for (let i = 0; i < 100; i++) put(`l1/big/f${i}`);
+    put('l1/big/.wh.f100');
+    for (const f of ['l0/small/c', 'l0/small/d', 'l1/small/a', 'l1/small/b', 'l1/small/.wh.d']) put(f);
+    const lowers = ['l1', 'l0'].map((l) => path.join(base, l));
+    const ask = (stack: LayerStack): string[] => {
+      const top = rootStandIn(resolveRoot(stack).data);
+      const out: string[] = [];
+      for (const [dir, names] of [
+        ['big', ['f0', 'f50', 'f100', 'f101', 'f2199', 'nope', 'f99', 'f1500']],
+        ['small', ['a', 'nope', 'b', 'c', 'd', 'a']],
+      ] as const) {
+        const d = standIn(top, dir, resolveChild(stack, top, dir).data, 0o040000);
+        for (const name of names) {
+          try {
+            const r = resolveChild(stack, d, name);
+            out.push(`${dir}/${name} ${r.st.size} ino=${r.ino} lowers=${r.data.lowers.map((l) => `${l.layer}:${l.path}`).join(',')}`);
+          } catch (e) {
+            out.push(`${dir}/${name} ${(e as NodeJS.ErrnoException).code}`);
+          }
+        }
+      }
+      return out;
+    };
+    const disk = new LayerStack({ lowers });
+    const indexed = new LayerStack({ lowers });
+    const index = PathIndex.open(path.join(base, 'index.db'));
+    try {
+      indexed.view = index.stack(lowers).view;
+      const want = ask(disk);
+      expect(want).toContain('big/f50 10 ino=' + fs.statSync(path.join(base, 'l1/big/f50')).ino + ' lowers=0:big/f50');
+      expect(want).toContain('big/f100 ENOENT');
+      expect(want).toContain('small/d ENOENT');
+      expect(ask(indexed)).toEqual(want);
+    } finally {
+      index.close();
+    }
+  });
+
   it('a second stack sharing the base shares its rows: only the new layer is ingested', () => {
     const stack = randomStack(99, { layers: 6 });
     const built = buildStack(path.join(root, 'shared'), stack.specs, 'overlay');
