@@ -76,6 +76,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("fallocate", js_fallocate),
       FN("copyFileRange", js_copy_file_range),
       FN("ficlone", js_ficlone),
+      FN("syncfs", js_syncfs),
       FN("copyData", js_copy_data),
       FN("capSysAdmin", js_cap_sys_admin),
       FN("socketpair", js_socketpair),

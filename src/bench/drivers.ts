@@ -1,5 +1,6 @@
 // The drivers `strata bench` compares, each over the same layers: stratafs with passthrough
-// on and off (`strata mount` in its own daemon), the kernel's overlayfs (the reference every
+// on and off (`strata mount` in its own daemon), and on request with -o volatile (no fsync,
+// as fuse-overlayfs never fsyncs a copy-up), the kernel's overlayfs (the reference every
 // ratio is taken against), fuse-overlayfs when installed, and "native": a copy of the merged
 // tree on the plain disk, the physical limit. A driver that cannot run here says why, and the
 // report shows it as skipped with that reason.
@@ -32,6 +33,8 @@ export interface Driver {
   /** Why it cannot run on this machine, or undefined. */
   unavailable(): string | undefined;
   mount(s: Stage, d: RunDirs): Mounted;
+  /** Run only when asked for by name (--drivers). */
+  onRequest?: boolean;
 }
 
 export const REFERENCE_DRIVER = 'overlay';
@@ -49,15 +52,19 @@ function fuseUnavailable(): string | undefined {
   return undefined;
 }
 
-function stratafs(passthrough: boolean, cli: string[]): Driver {
+function stratafs(passthrough: boolean, cli: string[], volatile = false): Driver {
   return {
-    name: passthrough ? 'stratafs' : 'stratafs-nopt',
-    label: `stratafs (passthrough ${passthrough ? 'on' : 'off'})`,
+    name: volatile ? 'stratafs-volatile' : passthrough ? 'stratafs' : 'stratafs-nopt',
+    label: `stratafs (passthrough ${passthrough ? 'on' : 'off'}${volatile ? ', volatile' : ''})`,
     unavailable: () => fuseUnavailable() ?? (passthrough && !kernelAtLeast(6, 9) ? `FUSE passthrough needs Linux 6.9 or later (this is ${os.release()})` : undefined),
     mount(s, d) {
-      const m = strataMount(['mount', '--lower', s.layers.join(':'), '--upper', d.upper, '--work', d.work, ...(passthrough ? [] : ['--no-passthrough'])], d.mnt, cli);
+      const args = ['mount', '--lower', s.layers.join(':'), '--upper', d.upper, '--work', d.work];
+      if (!passthrough) args.push('--no-passthrough');
+      if (volatile) args.push('-o', 'volatile');
+      const m = strataMount(args, d.mnt, cli);
       return { root: d.mnt, upper: d.upper, unmount: () => m.unmount() };
     },
+    onRequest: volatile,
   };
 }
 
@@ -66,6 +73,7 @@ export function allDrivers(cli: string[] = STRATA_CLI): Driver[] {
   return [
     stratafs(true, cli),
     stratafs(false, cli),
+    stratafs(true, cli, true),
     {
       name: 'overlay',
       label: 'overlayfs (kernel)',
@@ -100,7 +108,7 @@ export function allDrivers(cli: string[] = STRATA_CLI): Driver[] {
 
 export function selectDrivers(names: string[] | undefined, cli?: string[]): Driver[] {
   const all = allDrivers(cli);
-  if (!names?.length) return all;
+  if (!names?.length) return all.filter((d) => !d.onRequest);
   for (const n of names) if (!all.some((d) => d.name === n)) throw new Error(`unknown driver '${n}' (known: ${all.map((d) => d.name).join(', ')})`);
   return all.filter((d) => names.includes(d.name));
 }

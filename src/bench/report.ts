@@ -39,6 +39,12 @@ export function summaryLines(r: BenchResults): string[] {
       out.push(`${ours} vs ${label}: ahead on ${list(c.ahead)}; behind on ${list(c.behind)}`);
     }
   }
+  // Like for like: neither fsyncs a copy-up.
+  const fo = r.drivers.find((d) => d.name === 'fuse-overlayfs')?.label;
+  if (ran('stratafs-volatile') && fo && ran('fuse-overlayfs')) {
+    const c = compare(r, 'stratafs-volatile', 'fuse-overlayfs');
+    out.push(`stratafs-volatile vs ${fo}: ahead on ${list(c.ahead)}; behind on ${list(c.behind)}`);
+  }
   for (const [d, w, why] of failures(r)) out.push(`FAIL: ${d} on ${w}: ${why}`);
   if (r.leftoverMounts.length) out.push(`WARNING: mounts left behind by a run (unmounted by force): ${r.leftoverMounts.join(', ')}`);
   return out;

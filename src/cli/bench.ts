@@ -12,7 +12,7 @@ import { runBench } from '../bench/runner.js';
 import type { SizeName } from '../bench/sizes.js';
 import { ImageStore } from '../store/images.js';
 
-export const usage = `strata bench [--drivers stratafs,stratafs-nopt,overlay,fuse-overlayfs,native] [--workloads ID,...]
+export const usage = `strata bench [--drivers stratafs,stratafs-nopt,stratafs-volatile,overlay,fuse-overlayfs,native] [--workloads ID,...]
                [--repeat N] [--size small|full] [--image NAME [--root DIR]] [--json FILE] [--chart FILE.svg]
                [--cache DIR] [--dir DIR]`;
 

@@ -7,7 +7,8 @@
 // work dir); -o index=off probes the layers on disk instead. -o follow_copyup: read-only
 // opens of lower files see a later copy-up's data, as overlayfs's do (reads go through the
 // daemon instead of passthrough). -o journal_delay_ms=N: how long the path index's record
-// of a change may wait to share a transaction (default 5).
+// of a change may wait to share a transaction (default 5). -o volatile (or fuse-overlayfs's
+// -o fsync=0): nothing written through the mount is fsynced (src/union/volatile.ts).
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
@@ -20,7 +21,7 @@ import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } fro
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
 
 /** -o journal_delay_ms=N as a number, or undefined. */
@@ -30,6 +31,13 @@ function journalDelayOf(o: Map<string, string>): number | undefined {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new Error(`-o journal_delay_ms=${v}: want a whole number of milliseconds`);
   return n;
+}
+
+/** -o volatile (overlayfs) or -o fsync=0 (fuse-overlayfs's spelling of it). */
+function volatileOf(o: Map<string, string>): boolean {
+  const f = o.get('fsync');
+  if (f !== undefined && f !== '0' && f !== '1') throw new Error(`-o fsync=${f}: want 0 or 1`);
+  return o.has('volatile') || f === '0';
 }
 
 /** Where the mount keeps its path index, or undefined for none. */
@@ -76,7 +84,15 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
   // Check the layers before forking, so the caller sees what is wrong.
-  const fsys = new UnionFs({ lowers, upper, work, passthrough: !flags['no-passthrough'], followCopyUp: o.has('follow_copyup'), journalDelayMs: journalDelayOf(o) });
+  const fsys = new UnionFs({
+    lowers,
+    upper,
+    work,
+    passthrough: !flags['no-passthrough'],
+    followCopyUp: o.has('follow_copyup'),
+    journalDelayMs: journalDelayOf(o),
+    volatile: volatileOf(o),
+  });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
     if (indexFile) indexLayers(indexFile, fsys.stack.lowers);
@@ -87,6 +103,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const opts = serveOptions(flags, { timeout: 1 });
   try {
     if (indexFile) fsys.attachIndex(indexFile);
+    fsys.starting();
     await serveForeground(mnt, fsys, {
       ...opts,
       readOnly: opts.readOnly || upper === undefined,
@@ -97,7 +114,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     reportReady((e as Error).message);
     throw e;
   } finally {
-    fsys.closeIndex();
+    fsys.unmounted();
   }
   return 0;
 }

@@ -100,6 +100,8 @@ export interface NativeBinding {
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   copyFileRange(fdIn: number, offIn: number, fdOut: number, offOut: number, len: number): number;
   ficlone(destFd: number, srcFd: number): void;
+  /** syncfs(2): writes out the whole filesystem holding fd. */
+  syncfs(fd: number): void;
   copyData(srcFd: number, dstFd: number): Promise<CopyResult>;
   capSysAdmin(): boolean;
 

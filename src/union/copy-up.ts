@@ -118,6 +118,8 @@ export class CopyUp {
      * `samePath`: the object came from the lower layers at this very path (no redirect).
      */
     private readonly installed: (rel: string, samePath: boolean) => void = () => {},
+    /** Copied data is fsynced before it lands (false: a volatile mount, see volatile.ts). */
+    private readonly sync = true,
   ) {
     this.links = new LinkNames(stack);
   }
@@ -237,7 +239,7 @@ export class CopyUp {
           // Copied data is made durable before it replaces the lower file (overlayfs does
           // the same); a metadata-only copy has no data to lose: a crash at worst loses the
           // metadata change, and the lower file shows again, whole.
-          if (!metaOnly) await fsyncFd(fd, false);
+          if (!metaOnly && this.sync) await fsyncFd(fd, false);
         } finally {
           fs.closeSync(fd);
         }

@@ -24,6 +24,7 @@ import type { UNode } from './node.js';
 import { mergedEntries } from './readdir.js';
 import { lowerHasName, resolveChild, resolveRoot, type Resolved } from './resolve.js';
 import { LayerStack, type StackSpec } from './stack.js';
+import { finishVolatile, markVolatile, refuseUnfinishedVolatile } from './volatile.js';
 
 const C = fs.constants;
 
@@ -39,6 +40,8 @@ export interface UnionOptions extends StackSpec {
   upperTimeouts?: Timeouts;
   /** How long a journal record may wait to share a transaction (default 5 ms; see pendingJournal). */
   journalDelayMs?: number;
+  /** overlayfs's `volatile`: no fsync of copy-ups, fsync and fsyncdir write nothing out (volatile.ts). */
+  volatile?: boolean;
 }
 
 export interface UnionHandle extends FdHandle {
@@ -77,7 +80,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   constructor(private readonly opts: UnionOptions) {
     super();
     this.stack = new LayerStack(opts);
-    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)));
+    if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
+    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)), !opts.volatile);
     this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
   }
 
@@ -94,13 +98,22 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (this.stack.upper) this.journal = index.attachUpper(this.stack.upper, stack);
   }
 
-  /** After unmount: the journal is complete (unless a write to it failed). */
-  closeIndex(): void {
+  /** The daemon is about to serve: a volatile mount marks its work dir while it runs. */
+  starting(): void {
+    if (this.opts.volatile && this.stack.work) markVolatile(this.stack.work);
+  }
+
+  /**
+   * After unmount: the journal is complete (unless a write to it failed), and a volatile
+   * mount's upper dir is written out and unmarked.
+   */
+  unmounted(): void {
     this.flushJournal();
     if (this.journal && !this.journalBroken) this.index!.detachUpper(this.journal);
     this.index?.close();
     this.index = undefined;
     this.journal = undefined;
+    if (this.opts.volatile && this.stack.upper && this.stack.work) finishVolatile(this.stack.work, this.stack.upper);
   }
 
   /**
@@ -471,9 +484,19 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     return super.read(ctx, node, h, offset, size);
   }
 
+  /**
+   * A volatile mount answers ENOSYS, which the kernel takes as "nothing to do": fsync(2)
+   * returns 0 and no FSYNC is sent again (fuse-overlayfs's fsync=0 does the same).
+   */
+  override fsync(ctx: Context, node: Node, h: UnionHandle | undefined, datasync: boolean): Promise<void> | void {
+    if (this.opts.volatile) throw fsError('ENOSYS');
+    return super.fsync(ctx, node, h, datasync);
+  }
+
+  /** Writes the pending journal records (how `strata diff` reads a live mount), then syncs the dir unless volatile. */
   fsyncdir(_ctx: Context, node: Node, datasync: boolean): Promise<void> | void {
     this.flushJournal();
-    if (node.data.upper && this.stack.upper) return fsyncDir(this.upperPath(node), datasync);
+    if (node.data.upper && this.stack.upper && !this.opts.volatile) return fsyncDir(this.upperPath(node), datasync);
   }
 
   /** A directory only in lower layers never changes except through this mount. */
