@@ -5,7 +5,6 @@
 // change show as C. Reading it costs the number of changes, not the size of the image.
 // The upper dir stays the truth: rebuild() recreates the journal from a walk of it alone.
 
-import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { osPath } from '../util/os-path.js';
@@ -32,7 +31,7 @@ interface Row {
 
 /** An upper path as the journal needs it: the object there, and a directory's records. */
 export interface Observed {
-  st: BigIntStats | undefined;
+  st: ObjectKind | undefined;
   opaque?: boolean;
   /** Where a renamed directory came from (its redirect), as a union path. */
   origin?: string | null;
@@ -41,7 +40,13 @@ export interface Observed {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
-const isDir = (st: BigIntStats): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
+/** What a record needs of an object's stat: its type (and for a device, whether it is a whiteout). */
+export interface ObjectKind {
+  mode: number | bigint;
+  rdev: number | bigint;
+}
+
+const isDir = (st: ObjectKind): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
 
 function parentOf(rel: string): string {
   const i = rel.lastIndexOf('/');
@@ -79,7 +84,7 @@ export class UpperJournal {
    * What the upper dir holds at `rel` now: read right after a change, while the path is
    * still the one the change made (the daemon writes the record itself a little later).
    */
-  observe(rel: string, st = fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false })): Observed {
+  observe(rel: string, st: ObjectKind | undefined = fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false })): Observed {
     if (!st || !isDir(st)) return { st };
     const p = this.upperPath(rel);
     const r = redirectOf(p);
@@ -181,7 +186,7 @@ export class UpperJournal {
     return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
-  private upperHas(rel: string): BigIntStats | undefined {
+  private upperHas(rel: string): ObjectKind | undefined {
     return fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false }) ?? undefined;
   }
 

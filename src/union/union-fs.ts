@@ -7,13 +7,13 @@
 import * as fs from 'node:fs';
 import { fsError } from '../fuse/errors.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
-import { decodeDev, fstatHost, lstatHost } from '../fs/attr.js';
+import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
 import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
-import type { UpperJournal } from '../index/journal.js';
+import type { ObjectKind, UpperJournal } from '../index/journal.js';
 import { log } from '../util/log.js';
 import { then } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
@@ -121,11 +121,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * What is there is read now; the record of it is written with the next batch.
    */
   private changed(...rels: string[]): void {
-    for (const rel of rels) {
-      if (rel === '') continue;
-      const seen = this.journaling((j) => j.observe(rel), rel);
-      if (seen) this.recording((j) => j.record(rel, seen), rel);
-    }
+    for (const rel of rels) this.changedTo(rel);
+  }
+
+  /** changed() for one path whose new object the caller has just stat()ed. */
+  private changedTo(rel: string, st?: ObjectKind): void {
+    if (rel === '') return;
+    const seen = this.journaling((j) => (st ? j.observe(rel, st) : j.observe(rel)), rel);
+    if (seen) this.recording((j) => j.record(rel, seen), rel);
   }
 
   private recording(write: (j: UpperJournal) => void, rel: string): void {
@@ -250,29 +253,41 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * (RENAME_EXCHANGE), as overlayfs does, so the name is never briefly the lower object;
    * a directory made there is opaque, so the deleted lower contents stay hidden.
    */
-  private place(ctx: Context, parent: Node, name: string, mode: number, make: (at: string) => void): Entry<UNode> {
+  private place(ctx: Context, parent: Node, name: string, mode: number, make: (at: string) => void, linked?: Node): Entry<UNode> {
     this.writable();
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
-    const existing = lstatHost(target);
-    if (existing && isWhiteout(existing)) {
+    // Made in place first: only when that finds the name taken (EEXIST) is it looked at,
+    // which saves an lstat of every new name.
+    try {
+      make(typeof target === 'string' ? target : target.toString('latin1'));
+      giveToCaller(ctx, target, this.upperPath(parent), mode);
+    } catch (e) {
+      const existing = (e as NodeJS.ErrnoException).code === 'EEXIST' ? lstatHost(target) : undefined;
+      if (!existing || !isWhiteout(existing)) throw e;
       const tmp = this.stack.tmpName();
       make(tmp);
       try {
         if ((mode & C.S_IFMT) === C.S_IFDIR) setOpaque(tmp);
         giveToCaller(ctx, tmp, this.upperPath(parent), mode);
         native.renameat2(tmp, target, native.RENAME_EXCHANGE);
-      } catch (e) {
+      } catch (e2) {
         fs.rmSync(tmp, { recursive: true, force: true });
-        throw e;
+        throw e2;
       }
       fs.unlinkSync(tmp);
-    } else {
-      make(typeof target === 'string' ? target : target.toString('latin1'));
-      giveToCaller(ctx, target, this.upperPath(parent), mode);
     }
-    this.changed(parent.childPath(name));
-    return this.lookup(ctx, parent, name);
+    const rel = parent.childPath(name);
+    if (linked) {
+      // Another name of an existing object: it keeps the inode number it has.
+      this.changedTo(rel);
+      return this.lookup(ctx, parent, name);
+    }
+    // A new object has no records of ours to read back (no origin, no metacopy, and a new
+    // directory has nothing below it: an opaque one, or a name no lower layer has).
+    const st = lstatHostOrThrow(target);
+    this.changedTo(rel, st);
+    return { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data: { upper: true, metacopy: false, lowers: [] }, timeouts: this.upperTimeouts };
   }
 
   mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<UNode> {
@@ -293,7 +308,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
     return then(this.copyUp.file(node, false), () =>
-      this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at))),
+      this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), node),
     );
   }
 
