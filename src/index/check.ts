@@ -8,7 +8,8 @@ import { walkLayer, type EntryRow } from './ingest.js';
 import type { PathIndex } from './path-index.js';
 import { StackView } from './stack-view.js';
 
-const FIELDS = ['mode', 'uid', 'gid', 'size', 'mtime_s', 'mtime_ns', 'ino', 'nlink', 'flags', 'target'] as const;
+// Not the atime: reading a lower file may move it, and the union reports the indexed one.
+const FIELDS = ['mode', 'uid', 'gid', 'size', 'mtime_s', 'mtime_ns', 'ctime_s', 'ctime_ns', 'blocks', 'blksize', 'rdev', 'ino', 'nlink', 'flags', 'target'] as const;
 
 function compareLayer(index: PathIndex, layer: { id: number; dir: string }, out: string[]): void {
   const db = index.db;
@@ -17,7 +18,7 @@ function compareLayer(index: PathIndex, layer: { id: number; dir: string }, out:
     return;
   }
   const stored = new Map<number, EntryRow>();
-  for (const r of db.prepare('SELECT path, mode, uid, gid, size, mtime_s, mtime_ns, ino, nlink, flags, target FROM entries WHERE layer = ?').all(layer.id) as EntryRow[]) stored.set(r.path, r);
+  for (const r of db.prepare('SELECT path, mode, uid, gid, size, mtime_s, mtime_ns, ctime_s, ctime_ns, blocks, blksize, rdev, ino, nlink, flags, target FROM entries WHERE layer = ?').all(layer.id) as EntryRow[]) stored.set(r.path, r);
   const lookup = db.prepare('SELECT id FROM names WHERE parent = ? AND name = ?');
   const view = new StackView(db, [layer.id]);
   // Names the index never saw get negative ids, so their children can still be walked.

@@ -7,7 +7,7 @@ import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import { osPath } from '../util/os-path.js';
 import { hasOpaqueXattr, isMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
-import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb } from './schema.js';
+import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb, type RowAttrs } from './schema.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -16,14 +16,9 @@ const S_IFLNK = 0o120000;
 const NS = 1_000_000_000n;
 const BATCH = 4000;
 
-export interface EntryRow {
+export interface EntryRow extends RowAttrs {
   path: number;
   mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime_s: number;
-  mtime_ns: number;
   ino: number;
   nlink: number;
   flags: number;
@@ -65,12 +60,33 @@ export function rowOf(full: string, pathIx: number, st: BigIntStats, extraFlags:
   // A metadata-only copy holds no data of its own: only a sparse file can be one.
   else if (type === S_IFREG && st.blocks * 512n < st.size && isMetacopy(p)) flags |= F_METACOPY;
   const [ms, mns] = splitTime(st.mtimeNs);
-  return { path: pathIx, mode, uid: Number(st.uid), gid: Number(st.gid), size: Number(st.size), mtime_s: ms, mtime_ns: mns, ino: Number(st.ino), nlink: Number(st.nlink), flags, target };
+  const [as, ans] = splitTime(st.atimeNs);
+  const [cs, cns] = splitTime(st.ctimeNs);
+  return {
+    path: pathIx,
+    mode,
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    mtime_s: ms,
+    mtime_ns: mns,
+    atime_s: as,
+    atime_ns: ans,
+    ctime_s: cs,
+    ctime_ns: cns,
+    blocks: Number(st.blocks),
+    blksize: Number(st.blksize),
+    rdev: Number(st.rdev),
+    ino: Number(st.ino),
+    nlink: Number(st.nlink),
+    flags,
+    target,
+  };
 }
 
 /** An OCI `.wh.NAME` with no NAME in its layer: the name is deleted. */
 export function whiteoutRow(pathIx: number): EntryRow {
-  return { path: pathIx, mode: 0, uid: 0, gid: 0, size: 0, mtime_s: 0, mtime_ns: 0, ino: 0, nlink: 0, flags: F_WHITEOUT, target: null };
+  return { path: pathIx, mode: 0, uid: 0, gid: 0, size: 0, mtime_s: 0, mtime_ns: 0, atime_s: 0, atime_ns: 0, ctime_s: 0, ctime_ns: 0, blocks: 0, blksize: 0, rdev: 0, ino: 0, nlink: 0, flags: F_WHITEOUT, target: null };
 }
 
 /**
@@ -123,7 +139,8 @@ export function ingestLayer(db: IndexDb, key: string, dir: string, progress?: In
   })();
   const intern = db.prepare('INSERT INTO names (parent, name) VALUES (?, ?) ON CONFLICT (parent, name) DO UPDATE SET name = excluded.name RETURNING id');
   const insert = db.prepare(
-    'INSERT INTO entries (path, layer, mode, uid, gid, size, mtime_s, mtime_ns, ino, nlink, flags, target) VALUES (@path, @layer, @mode, @uid, @gid, @size, @mtime_s, @mtime_ns, @ino, @nlink, @flags, @target)',
+    'INSERT INTO entries (path, layer, mode, uid, gid, size, mtime_s, mtime_ns, atime_s, atime_ns, ctime_s, ctime_ns, blocks, blksize, rdev, ino, nlink, flags, target) ' +
+      'VALUES (@path, @layer, @mode, @uid, @gid, @size, @mtime_s, @mtime_ns, @atime_s, @atime_ns, @ctime_s, @ctime_ns, @blocks, @blksize, @rdev, @ino, @nlink, @flags, @target)',
   );
   let pending: EntryRow[] = [];
   let count = 0;

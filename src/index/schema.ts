@@ -10,7 +10,7 @@ import { log } from '../util/log.js';
 
 export type IndexDb = Database.Database;
 
-export const INDEX_SCHEMA_VERSION = 1;
+export const INDEX_SCHEMA_VERSION = 2;
 
 /** Flags of an entry row (entries.flags). */
 export const F_WHITEOUT = 1; // char 0/0 device or `.wh.NAME` with no NAME in the same layer
@@ -18,6 +18,23 @@ export const F_OPAQUE = 2; // trusted.overlay.opaque=y, user.overlay.opaque=y or
 export const F_REPLACES = 4; // OCI: `.wh.NAME` and NAME in one layer (a directory replaced)
 export const F_REDIRECT = 8; // trusted.overlay.redirect (target in entries.target)
 export const F_METACOPY = 16; // trusted.overlay.metacopy: data lives in a lower layer
+
+/** An object's attributes in its entries row, as the layer walk found them (lower layers never change). */
+export interface RowAttrs {
+  uid: number;
+  gid: number;
+  size: number;
+  mtime_s: number;
+  mtime_ns: number;
+  atime_s: number;
+  atime_ns: number;
+  ctime_s: number;
+  ctime_ns: number;
+  blocks: number;
+  blksize: number;
+  /** st_rdev as glibc encodes it. */
+  rdev: number;
+}
 
 /** The root of every layer: names row 1, with no parent. */
 export const ROOT_IX = 1;
@@ -49,6 +66,13 @@ CREATE TABLE IF NOT EXISTS entries (
   size      INTEGER NOT NULL,
   mtime_s   INTEGER NOT NULL,
   mtime_ns  INTEGER NOT NULL,
+  atime_s   INTEGER NOT NULL,          -- when the layer was indexed (reads may move it later)
+  atime_ns  INTEGER NOT NULL,
+  ctime_s   INTEGER NOT NULL,
+  ctime_ns  INTEGER NOT NULL,
+  blocks    INTEGER NOT NULL,          -- st_blocks (512-byte units)
+  blksize   INTEGER NOT NULL,
+  rdev      INTEGER NOT NULL,          -- st_rdev as glibc encodes it
   ino       INTEGER NOT NULL,          -- st_ino inside the layer: hard-link identity
   nlink     INTEGER NOT NULL,
   flags     INTEGER NOT NULL,          -- F_* above
@@ -91,6 +115,8 @@ function openChecked(file: string): IndexDb {
     db.pragma('busy_timeout = 5000');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > INDEX_SCHEMA_VERSION) throw new Error(`index schema version ${version} is newer than this strata (${INDEX_SCHEMA_VERSION})`);
+    // An older index lacks columns: it is rebuilt from the dirs like a damaged one.
+    if (version !== 0 && version < INDEX_SCHEMA_VERSION) throw new Error(`index schema version ${version} is older than this strata's (${INDEX_SCHEMA_VERSION})`);
     const ok = db.pragma('quick_check', { simple: true });
     if (ok !== 'ok') throw new Error(`quick_check: ${String(ok)}`);
     db.exec(SCHEMA);
@@ -115,9 +141,10 @@ export function openIndexDb(file: string): { db: IndexDb; rebuilt: boolean } {
   } catch (e) {
     const why = (e as Error).message;
     if (/newer than this strata/.test(why)) throw new Error(`${file}: ${why}`);
-    const aside = `${file}.broken-${Date.now()}`;
+    const older = /older than this strata/.test(why);
+    const aside = `${file}.${older ? 'old' : 'broken'}-${Date.now()}`;
     log.warn({ file, err: why, movedTo: aside }, 'path index unreadable; rebuilding it from the layer dirs');
-    process.stderr.write(`strata: warning: ${file}: index unreadable (${why}); moved to ${aside}, rebuilding\n`);
+    process.stderr.write(`strata: ${older ? 'note' : 'warning'}: ${file}: ${older ? 'made by an older strata' : 'index unreadable'} (${why}); moved to ${aside}, rebuilding\n`);
     for (const suffix of ['', '-wal', '-shm']) {
       try {
         fs.renameSync(file + suffix, aside + suffix);

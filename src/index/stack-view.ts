@@ -8,7 +8,7 @@
 import type { Statement } from 'better-sqlite3';
 import { HotCache } from './hot-cache.js';
 import { mergeDown, type Probe } from './resolution.js';
-import { F_OPAQUE, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb } from './schema.js';
+import { F_OPAQUE, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb, type RowAttrs } from './schema.js';
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
@@ -16,7 +16,7 @@ const S_IFDIR = 0o040000;
 const LISTED_ROWS = 2_048;
 
 /** One layer's entry for a path, as the union needs it. */
-export interface LowerRow {
+export interface LowerRow extends RowAttrs {
   /** Position in the stack: 0 = top layer (overlayfs's lowerdir order). */
   layer: number;
   mode: number;
@@ -32,15 +32,13 @@ export interface PathRows {
   rows: LowerRow[];
 }
 
-interface RawRow {
+interface RawRow extends LowerRow {
   ix: number;
   name?: string;
-  layer: number;
-  mode: number;
-  flags: number;
-  ino: number;
-  nlink: number;
 }
+
+/** The columns of a LowerRow, as selected from `entries e`. */
+const ROW_COLUMNS = 'e.layer, e.mode, e.flags, e.ino, e.nlink, e.uid, e.gid, e.size, e.mtime_s, e.mtime_ns, e.atime_s, e.atime_ns, e.ctime_s, e.ctime_ns, e.blocks, e.blksize, e.rdev';
 
 export function probeOf(row: LowerRow | undefined): Probe {
   if (!row) return { found: 'none', hides: false };
@@ -78,8 +76,8 @@ export class StackView {
     readonly layerIds: readonly number[],
   ) {
     layerIds.forEach((id, i) => this.position.set(id, i));
-    this.childStmt = db.prepare('SELECT n.id AS ix, e.layer, e.mode, e.flags, e.ino, e.nlink FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ? AND n.name = ?');
-    this.listStmt = db.prepare('SELECT n.id AS ix, n.name, e.layer, e.mode, e.flags, e.ino, e.nlink FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ?');
+    this.childStmt = db.prepare(`SELECT n.id AS ix, ${ROW_COLUMNS} FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ? AND n.name = ?`);
+    this.listStmt = db.prepare(`SELECT n.id AS ix, n.name, ${ROW_COLUMNS} FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ?`);
     this.listBoundedStmt = db.prepare(`${this.listStmt.source} LIMIT ?`);
     this.linkStmt = db.prepare('SELECT path FROM entries WHERE layer = ? AND ino = ? AND nlink > 1 AND (mode & 61440) = 32768');
     this.nameStmt = db.prepare('SELECT parent, name FROM names WHERE id = ?');
@@ -89,9 +87,13 @@ export class StackView {
     return this.layerIds.length;
   }
 
+  /** The row with the layer's position in this stack instead of its id; undefined for a layer not in it. */
   private own(raw: RawRow): LowerRow | undefined {
     const layer = this.position.get(raw.layer);
-    return layer === undefined ? undefined : { layer, mode: raw.mode, flags: raw.flags, ino: raw.ino, nlink: raw.nlink };
+    if (layer === undefined) return undefined;
+    const { ix: _ix, name: _name, ...row } = raw;
+    row.layer = layer;
+    return row;
   }
 
   /**

@@ -1,15 +1,16 @@
 // Finding a name: upper first, then the lower dirs merged into the parent, top-down,
 // honouring whiteouts, opaque dirs and redirects in both on-disk formats. When the stack is
 // indexed, the lower side is answered by the path index (src/index) from the rows of the
-// one path, plus a single lstat of the object found; otherwise (no index, or below a
-// redirect) each layer is probed on disk. Both apply the rule in src/index/resolution.ts.
+// one path, attributes included (lower layers never change, so no lstat is needed: a cold
+// lookup reads no inode of the layers); otherwise (no index, or below a redirect) each
+// layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
 import { ENOENT_ERROR } from '../fuse/errors.js';
 import type { Inode } from '../fs/inode.js';
-import { lstatHost, type HostStat } from '../fs/attr.js';
+import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.js';
 import { mergeDown, type Probe } from '../index/resolution.js';
 import { ROOT_IX } from '../index/schema.js';
-import { probeOf, type StackView } from '../index/stack-view.js';
+import { probeOf, type LowerRow, type StackView } from '../index/stack-view.js';
 import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
 import type { UNode } from './node.js';
 import type { LayerStack, LowerRef } from './stack.js';
@@ -82,15 +83,41 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
 interface Search {
   refs: LowerRef[];
   top?: HostStat;
-  /** The object shown (the index's answer, before its lstat). */
-  topRef?: LowerRef;
+  /** The index's row of the object shown. */
+  topRow?: LowerRow;
   ix?: number;
 }
 
 /**
+ * What lstat of a lower object would say, from its index row. The atime is the one it had
+ * when the layer was indexed (the kernel keeps lower attributes for a day anyway).
+ */
+function statOfRow(stack: LayerStack, row: LowerRow): HostStat {
+  const { major, minor } = splitDev(row.rdev);
+  return {
+    ino: BigInt(row.ino),
+    size: row.size,
+    blocks: row.blocks,
+    atime: row.atime_s,
+    atimensec: row.atime_ns,
+    mtime: row.mtime_s,
+    mtimensec: row.mtime_ns,
+    ctime: row.ctime_s,
+    ctimensec: row.ctime_ns,
+    mode: row.mode,
+    nlink: row.nlink,
+    uid: row.uid,
+    gid: row.gid,
+    rdev: encodeDevParts(major, minor),
+    blksize: row.blksize,
+    dev: stack.lowerDevs[row.layer]!,
+  };
+}
+
+/**
  * The same search answered by the path index: the rows of parent/name in this stack's
- * layers, and one lstat of the object found (its attributes). Only for parents whose
- * lowers share one indexed path (no redirect).
+ * layers, the shown object's row with its attributes. Only for parents whose lowers share
+ * one indexed path (no redirect).
  */
 function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: string, below: 'none' | 'dir' | 'metacopy'): Search {
   const found = view.child(parent.ix!, name);
@@ -98,17 +125,14 @@ function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: st
   const at = new Map(found.rows.map((r) => [r.layer, r]));
   const { refs, top } = mergeDown(parent.lowers, (ref) => probeOf(at.get(ref.layer)), below);
   const children = refs.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
-  return { refs: children, topRef: top && children[0], ix: found.ix };
+  return { refs: children, topRow: top && at.get(top.layer), ix: found.ix };
 }
 
-/**
- * The children of a parent's lowers named `name`, searched by the index when it can answer
- * (then `top`, the attributes of the object found, takes one lstat more).
- */
+/** The children of a parent's lowers named `name`, searched by the index when it can answer. */
 function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'none' | 'dir' | 'metacopy'): Search {
   if (stack.view && parent.ix !== undefined) {
     const s = searchIndex(stack, stack.view, parent, name, below);
-    return s.topRef ? { ...s, top: lstatHost(stack.lowerPath(s.topRef)) } : s;
+    return s.topRow ? { ...s, top: statOfRow(stack, s.topRow) } : s;
   }
   return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) })), below);
 }
@@ -178,6 +202,6 @@ export function lowerHasName(stack: LayerStack, parent: Inode<UNode>, name: stri
   if (isMarkerName(name)) return false;
   const pd = parent.data;
   // The index knows without an lstat of the object.
-  if (stack.view && pd.ix !== undefined) return searchIndex(stack, stack.view, pd, name, 'none').topRef !== undefined;
+  if (stack.view && pd.ix !== undefined) return searchIndex(stack, stack.view, pd, name, 'none').topRow !== undefined;
   return searchChild(stack, pd, name, 'none').top !== undefined;
 }

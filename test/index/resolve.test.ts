@@ -1,7 +1,8 @@
 // Property test of the path index: on seeded random stacks (whiteouts, opaque dirs,
-// replaced dirs, symlinks, hard links, both whiteout formats), every lookup and every
-// listing answered from the index equals what the reference resolver finds by probing the
-// layer dirs, name by name; and a read-only mount served from the index shows the same tree
+// replaced dirs, symlinks, hard links, both whiteout formats), every lookup (with every
+// attribute but the atime, which the index answers without an lstat) and every listing
+// answered from the index equals what the reference resolver finds by probing the layer
+// dirs, name by name; and a read-only mount served from the index shows the same tree
 // as the kernel's overlayfs and as the generator's model.
 
 import * as fs from 'node:fs';
@@ -61,7 +62,10 @@ function answers(stack: LayerStack): Record<string, string> {
         out[crel] = (e as NodeJS.ErrnoException).code ?? String(e);
         continue;
       }
-      out[crel] = `${Number(r.st.mode).toString(8)} ino=${r.ino} size=${r.st.size} lowers=${r.data.lowers.map((l) => `${l.layer}:${l.path}`).join(',')}`;
+      // Every attribute but the atime (the index answers with the one it saw; a read moves it).
+      const st = r.st;
+      const attrs = `size=${st.size} blocks=${st.blocks} blksize=${st.blksize} nlink=${st.nlink} uid=${st.uid} gid=${st.gid} rdev=${st.rdev} dev=${st.dev} mtime=${st.mtime}.${st.mtimensec} ctime=${st.ctime}.${st.ctimensec}`;
+      out[crel] = `${Number(st.mode).toString(8)} ino=${r.ino} ${attrs} lowers=${r.data.lowers.map((l) => `${l.layer}:${l.path}`).join(',')}`;
       if ((Number(r.st.mode) & 0o170000) === 0o040000) visit(standIn(node, name, r.data, 0o040000), crel);
     }
   };
