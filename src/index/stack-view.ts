@@ -37,7 +37,7 @@ export interface PathRows {
  * by SQLite and copied again here: with 19 columns that was ~3 us of every lookup query).
  * Order: names.id, names.name, then the LowerRow columns as own() reads them.
  */
-type RawRow = number[] & { 1: string };
+type RawRow = [ix: number, name: string, ...columns: number[]];
 const SELECT_ROWS =
   'SELECT n.id, n.name, e.layer, e.mode, e.flags, e.ino, e.nlink, e.uid, e.gid, e.size, e.mtime_s, e.mtime_ns, ' +
   'e.atime_s, e.atime_ns, e.ctime_s, e.ctime_ns, e.blocks, e.blksize, e.rdev FROM names n JOIN entries e ON e.path = n.id';
@@ -135,7 +135,7 @@ export class StackView {
     let ix = 0;
     const rows: LowerRow[] = [];
     for (const raw of this.childStmt.all(parentIx, name) as RawRow[]) {
-      ix = raw[0]!;
+      ix = raw[0];
       const r = this.own(raw);
       if (r) rows.push(r);
     }
@@ -157,7 +157,7 @@ export class StackView {
       const r = this.own(raw);
       if (!r) continue;
       let e = out.get(raw[1]);
-      if (!e) out.set(raw[1], (e = { ix: raw[0]!, rows: [] }));
+      if (!e) out.set(raw[1], (e = { ix: raw[0], rows: [] }));
       e.rows.push(r);
     }
     for (const e of out.values()) e.rows.sort((a, b) => a.layer - b.layer);
