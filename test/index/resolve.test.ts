@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PathIndex } from '../../src/index/path-index.js';
+import { native } from '../../src/native/binding.js';
 import type { Inode } from '../../src/fs/inode.js';
 import { LinkNames } from '../../src/union/link-names.js';
 import type { UNode } from '../../src/union/node.js';
@@ -178,6 +179,45 @@ describe('index-backed resolution equals probing the layer dirs', () => {
       expect(want).toContain('big/f100 ENOENT');
       expect(want).toContain('small/d ENOENT');
       expect(ask(indexed)).toEqual(want);
+    } finally {
+      index.close();
+    }
+  });
+
+  it("a listing's inode numbers are the ones lookups give, for metadata-only copies (in place and renamed) too", () => {
+    const base = path.join(root, 'listing-ino');
+    const lower = path.join(base, 'lower');
+    const upper = path.join(base, 'upper');
+    const work = path.join(base, 'work');
+    for (const d of [`${lower}/d`, `${upper}/d`, work]) fs.mkdirSync(d, { recursive: true });
+    for (const n of ['a', 'b', 'c', 'plain']) fs.writeFileSync(`${lower}/d/${n}`, `${n} data\n`);
+    // As copy-up leaves them: sparse at the lower size, marked; 'moved' redirects to 'b'.
+    const metacopy = (name: string, redirect?: string): void => {
+      fs.writeFileSync(`${upper}/d/${name}`, '');
+      fs.truncateSync(`${upper}/d/${name}`, 7);
+      native.lsetxattr(`${upper}/d/${name}`, 'trusted.overlay.metacopy', Buffer.alloc(0), 0);
+      if (redirect) native.lsetxattr(`${upper}/d/${name}`, 'trusted.overlay.redirect', Buffer.from(redirect), 0);
+    };
+    metacopy('a');
+    metacopy('moved', '/d/b');
+    native.mknod(`${upper}/d/b`, 0o020000, 0, 0);
+    fs.writeFileSync(`${upper}/d/new`, 'new\n');
+    const check = (stack: LayerStack): void => {
+      const top = rootStandIn(resolveRoot(stack).data);
+      const d = standIn(top, 'd', resolveChild(stack, top, 'd').data, 0o040000);
+      const listed = mergedEntries(stack, d).map((e) => [e.name, e.ino.toString()]).sort();
+      const looked = listed.map(([n]) => [n!, resolveChild(stack, d, n!).ino.toString()]);
+      expect(listed.map(([n]) => n)).toEqual(['a', 'c', 'moved', 'new', 'plain']);
+      expect(listed).toEqual(looked);
+      // The copies report their data file's number, not their own.
+      expect(looked.find(([n]) => n === 'moved')![1]).toBe(String(fs.statSync(`${lower}/d/b`).ino));
+    };
+    check(new LayerStack({ lowers: [lower], upper, work }));
+    const indexed = new LayerStack({ lowers: [lower], upper, work });
+    const index = PathIndex.open(path.join(base, 'index.db'));
+    try {
+      indexed.view = index.stack([lower]).view;
+      check(indexed);
     } finally {
       index.close();
     }

@@ -13,6 +13,7 @@
 // which must agree on everything: it checks the harness and the expectations pinned below.
 // STRATA_UNION_CANDIDATE=kernel-plain (kernel overlayfs without index/redirect_dir/metacopy)
 // is a candidate known to differ: about 20 tests fail, which shows the suite notices.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -1351,6 +1352,45 @@ describe(`union mount: ${candidate.name} against ${reference.name}`, () => {
       const after = paths.map((p) => [p, ino(`${side.mnt}/${p}`).toString()]);
       expect.soft(after, `[remount ${driver.name}] inode numbers`).toEqual(before);
       expect.soft(diffViews(view, mergedView(side.mnt)), `[remount ${driver.name}] merged tree`).toEqual([]);
+      await m.cleanup();
+    });
+  });
+
+  describe('inode numbers in listings', () => {
+    const SCANDIR = 'import os, sys\nfor e in os.scandir(sys.argv[1]): print(e.inode(), e.name)';
+    // readdir's d_ino (what `find -inum` and scandir users see) must be the st_ino stat reports, also for objects
+    // copied up (data, metadata only, renamed) and for directories merged with lower ones.
+    // The directory is big enough for several READDIR calls: the kernel asks for attributes
+    // (READDIRPLUS) in the first only, and later ones carry the listing's own numbers.
+    it.each([reference, candidate].filter((x, i, all) => all.indexOf(x) === i))('$name: d_ino equals st_ino after copy-ups and renames, before and after a remount', async (driver) => {
+      const dir = path.join(root, slug(`d-ino-${driver.name}`));
+      const side = prepareSide(driver, dir, BIGDIR, 'overlay', true);
+      let m = registry.track(mountSide(side));
+      const big = `${side.mnt}/big`;
+      fs.appendFileSync(`${big}/n075`, '+');
+      for (const n of ['n001', 'n080', 'n085', 'n088']) fs.chmodSync(`${big}/${n}`, 0o600);
+      fs.renameSync(`${big}/n085`, `${big}/n085x`);
+      fs.renameSync(`${big}/n087`, `${big}/n087x`);
+      fs.writeFileSync(`${big}/n020/new`, 'new');
+      // Upper entries are listed first: enough of them puts copied-up ones past the first call.
+      for (let i = 0; i < 60; i++) fs.writeFileSync(`${big}/new-${i}`, `${i}`);
+      const mismatches = (): string[] => {
+        const out: string[] = [];
+        for (const d of ['big', 'big/n020']) {
+          // Python's scandir gives d_ino without a stat (GNU ls -i stats); python3 is there for node-gyp.
+          const listed = execFileSync('python3', ['-c', SCANDIR, `${side.mnt}/${d}`], { encoding: 'utf8' }).trim().split('\n');
+          for (const line of listed) {
+            const [num, name] = line.split(' ', 2) as [string, string];
+            const st = ino(`${side.mnt}/${d}/${name}`);
+            if (BigInt(num) !== st) out.push(`${d}/${name}: d_ino ${num}, st_ino ${st}`);
+          }
+        }
+        return out;
+      };
+      expect.soft(mismatches(), `[${driver.name}] mounted`).toEqual([]);
+      await m.cleanup();
+      m = registry.track(mountSide(side));
+      expect.soft(mismatches(), `[${driver.name}] after remount`).toEqual([]);
       await m.cleanup();
     });
   });
