@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
 import { osPath } from '../util/os-path.js';
-import { hasOpaqueXattr, isWhiteout, redirectOf } from '../util/overlay-records.js';
+import { hasOpaqueXattr, isWhiteout, redirectOf, type ObjectKind } from '../util/overlay-records.js';
 import type { IndexDb } from './schema.js';
 import type { LowerObject, StackView } from './stack-view.js';
 
@@ -39,12 +39,6 @@ export interface Observed {
 
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
-
-/** What a record needs of an object's stat: its type (and for a device, whether it is a whiteout). */
-export interface ObjectKind {
-  mode: number | bigint;
-  rdev: number | bigint;
-}
 
 const isDir = (st: ObjectKind): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
 

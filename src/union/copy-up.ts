@@ -231,10 +231,7 @@ export class CopyUp {
           }
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
-          // A metadata-only copy takes its number from the data file it finds below, so it
-          // needs no record: with a redirect too, the three would overflow the xattr space
-          // inside an ext4 inode and cost a block of their own.
-          if (!metaOnly) native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
+          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
           copyModeTimes(metaSt, fd, tmp, opts.attrs);
           // Copied data is made durable before it replaces the lower file (overlayfs does
           // the same); a metadata-only copy has no data to lose: a crash at worst loses the

@@ -6,23 +6,14 @@
 import * as fs from 'node:fs';
 import type { DirEntry } from '../fs/api.js';
 import type { Inode } from '../fs/inode.js';
-import { lstatHost, type HostStat } from '../fs/attr.js';
+import { lstatHost } from '../fs/attr.js';
 import { F_WHITEOUT } from '../index/schema.js';
 import type { StackView } from '../index/stack-view.js';
 import { osPath } from '../util/os-path.js';
-import { isMetacopy, isOciMarker, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from './markers.js';
+import { isOciMarker, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from './markers.js';
 import type { UNode } from './node.js';
-import { inoOf, resolveChild } from './resolve.js';
+import { inoOf } from './resolve.js';
 import type { LayerStack } from './stack.js';
-
-/**
- * Only a sparse regular file can be a metadata-only copy: one carries no inode-number
- * record of its own (it has its data file's number, which a lookup finds), so the listing
- * resolves it as a lookup does; every other file costs no extra syscall.
- */
-function maybeMetacopy(st: HostStat): boolean {
-  return (st.mode & 0o170000) === 0o100000 && st.blocks * 512 < st.size;
-}
 
 export function mergedEntries(stack: LayerStack, node: Inode<UNode>): DirEntry[] {
   const seen = new Set<string>();
@@ -35,7 +26,7 @@ export function mergedEntries(stack: LayerStack, node: Inode<UNode>): DirEntry[]
       const p = osPath(`${dir}/${n}`);
       const st = lstatHost(p);
       if (!st || isWhiteout(st)) continue;
-      out.push({ name: n, ino: upper && maybeMetacopy(st) && isMetacopy(p) ? resolveChild(stack, node, n).ino : inoOf(stack, st, upper ? p : undefined), mode: Number(st.mode) });
+      out.push({ name: n, ino: inoOf(stack, st, upper ? p : undefined), mode: Number(st.mode) });
     }
     // A layer's `.wh.NAME` hides NAME in the layers below it, not a NAME the same layer
     // re-creates (OCI puts the whiteout and the new entry in one layer to replace a dir).

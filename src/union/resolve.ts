@@ -171,8 +171,8 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
     const st = lstatHost(up);
     if (st) {
       if (isWhiteout(st)) throw ENOENT_ERROR;
+      const ino = inoOf(stack, st, up);
       if (isDir(st)) {
-        const ino = inoOf(stack, st, up);
         let found: Search = { refs: [] };
         if (!isOpaqueDir(up, stack.upperPathString(rel))) {
           const r = redirectOf(up);
@@ -184,12 +184,9 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         const metacopy = found.refs.length > 0;
-        // A metadata-only copy carries no number of its own: it has the number of the file
-        // that holds its data (older upper dirs may still have the record).
-        const ino = originIno(up) ?? inoOf(stack, found.top ?? st);
         return { data: { upper: true, metacopy, lowers: found.refs, dataBlocks: metacopy ? found.top?.blocks : undefined }, st, ino };
       }
-      return { data: { upper: true, metacopy: false, lowers: [] }, st, ino: inoOf(stack, st, up) };
+      return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
     }
   }
   const { refs, top, ix } = below('none');
@@ -199,9 +196,5 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
 
 /** Whether some lower layer still shows this name below the parent (a delete must then leave a whiteout). */
 export function lowerHasName(stack: LayerStack, parent: Inode<UNode>, name: string): boolean {
-  if (isMarkerName(name)) return false;
-  const pd = parent.data;
-  // The index knows without an lstat of the object.
-  if (stack.view && pd.ix !== undefined) return searchIndex(stack, stack.view, pd, name, 'none').topRow !== undefined;
-  return searchChild(stack, pd, name, 'none').top !== undefined;
+  return !isMarkerName(name) && searchChild(stack, parent.data, name, 'none').top !== undefined;
 }

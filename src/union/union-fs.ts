@@ -13,10 +13,11 @@ import { FdFileOps } from '../host/fd-ops.js';
 import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
-import type { ObjectKind, UpperJournal } from '../index/journal.js';
+import type { UpperJournal } from '../index/journal.js';
 import { log } from '../util/log.js';
 import { then } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
+import type { ObjectKind } from '../util/overlay-records.js';
 import { rootStandIn, standIn } from './stand-in.js';
 import { CopyUp } from './copy-up.js';
 import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
@@ -127,7 +128,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   /** changed() for one path whose new object the caller has just stat()ed. */
   private changedTo(rel: string, st?: ObjectKind): void {
     if (rel === '') return;
-    const seen = this.journaling((j) => (st ? j.observe(rel, st) : j.observe(rel)), rel);
+    const seen = this.journaling((j) => j.observe(rel, st), rel);
     if (seen) this.recording((j) => j.record(rel, seen), rel);
   }
 
@@ -253,7 +254,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * (RENAME_EXCHANGE), as overlayfs does, so the name is never briefly the lower object;
    * a directory made there is opaque, so the deleted lower contents stay hidden.
    */
-  private place(ctx: Context, parent: Node, name: string, mode: number, make: (at: string) => void, linked?: Node): Entry<UNode> {
+  private place(ctx: Context, parent: Node, name: string, mode: number, make: (at: string) => void, linked = false): Entry<UNode> {
     this.writable();
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
@@ -308,7 +309,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
     return then(this.copyUp.file(node, false), () =>
-      this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), node),
+      this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
     );
   }
 

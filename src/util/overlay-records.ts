@@ -26,8 +26,14 @@ export function xattrOrUndefined(p: string | Buffer, name: string): Buffer | und
   }
 }
 
+/** What the records need of an object's stat, from Node's stats or the addon's: its type, and a device's number. */
+export interface ObjectKind {
+  mode: number | bigint;
+  rdev: number | bigint;
+}
+
 /** overlayfs's whiteout: a character device 0/0. */
-export function isWhiteout(st: { mode: number | bigint; rdev: number | bigint }): boolean {
+export function isWhiteout(st: ObjectKind): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFCHR && Number(st.rdev) === 0;
 }
 

@@ -3,6 +3,7 @@
 // a daemon killed mid-burst, a deleted or corrupted index file, all end in a correct mount
 // and a clean check after remounting.
 
+import Database from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -191,7 +192,7 @@ describe('upper-change journal', () => {
     expect(check.status).toBe(0);
   });
 
-  it.each(['deleted', 'corrupted'])('a %s index file is rebuilt at mount, with a warning, and the mount is right', async (how) => {
+  it.each(['deleted', 'corrupted', 'older'])('a %s index file is rebuilt at mount, with a warning, and the mount is right', async (how) => {
     const e = setup();
     let m = mount(e);
     fs.writeFileSync(`${e.mnt}/data/new.txt`, 'new');
@@ -200,7 +201,12 @@ describe('upper-change journal', () => {
     const want = changes(e);
     await umount(m);
     if (how === 'deleted') for (const s of ['', '-wal', '-shm']) fs.rmSync(e.index + s, { force: true });
-    else {
+    else if (how === 'older') {
+      // As an index of schema version 1 (no attribute columns) says of itself.
+      const db = new Database(e.index);
+      db.pragma('user_version = 1');
+      db.close();
+    } else {
       const fd = fs.openSync(e.index, 'r+');
       fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 0);
       fs.closeSync(fd);
@@ -209,6 +215,7 @@ describe('upper-change journal', () => {
     expect(snapshotTree(e.mnt)).toEqual(before);
     // The damaged file is kept aside for a post-mortem (the warning went to the mount command's stderr).
     if (how === 'corrupted') expect(fs.readdirSync(e.work).some((f) => f.startsWith('stratafs-index.db.broken-'))).toBe(true);
+    if (how === 'older') expect(fs.readdirSync(e.work).some((f) => f.startsWith('stratafs-index.db.old-'))).toBe(true);
     expect(fs.readFileSync(m.log, 'utf8')).toMatch(/journal rebuilt from the upper dir/);
     await umount(m);
     expect(changes(e)).toEqual(want);

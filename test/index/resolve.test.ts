@@ -191,15 +191,20 @@ describe('index-backed resolution equals probing the layer dirs', () => {
     const work = path.join(base, 'work');
     for (const d of [`${lower}/d`, `${upper}/d`, work]) fs.mkdirSync(d, { recursive: true });
     for (const n of ['a', 'b', 'c', 'plain']) fs.writeFileSync(`${lower}/d/${n}`, `${n} data\n`);
-    // As copy-up leaves them: sparse at the lower size, marked; 'moved' redirects to 'b'.
-    const metacopy = (name: string, redirect?: string): void => {
-      fs.writeFileSync(`${upper}/d/${name}`, '');
-      fs.truncateSync(`${upper}/d/${name}`, 7);
-      native.lsetxattr(`${upper}/d/${name}`, 'trusted.overlay.metacopy', Buffer.alloc(0), 0);
-      if (redirect) native.lsetxattr(`${upper}/d/${name}`, 'trusted.overlay.redirect', Buffer.from(redirect), 0);
+    // As copy-up leaves them: sparse at the lower size, marked, with the number of the file
+    // they were copied from; 'moved' redirects to 'b'.
+    const metacopy = (name: string, from: string, redirect?: string): void => {
+      const p = `${upper}/d/${name}`;
+      fs.writeFileSync(p, '');
+      fs.truncateSync(p, 7);
+      native.lsetxattr(p, 'trusted.overlay.metacopy', Buffer.alloc(0), 0);
+      const ino = Buffer.alloc(8);
+      ino.writeBigUInt64LE(fs.statSync(`${lower}/d/${from}`, { bigint: true }).ino);
+      native.lsetxattr(p, 'trusted.stratafs.ino', ino, 0);
+      if (redirect) native.lsetxattr(p, 'trusted.overlay.redirect', Buffer.from(redirect), 0);
     };
-    metacopy('a');
-    metacopy('moved', '/d/b');
+    metacopy('a', 'a');
+    metacopy('moved', 'b', '/d/b');
     native.mknod(`${upper}/d/b`, 0o020000, 0, 0);
     fs.writeFileSync(`${upper}/d/new`, 'new\n');
     const check = (stack: LayerStack): void => {
