@@ -1,4 +1,4 @@
-// strata umount [-l] MNT: unmount a stratafs mount; its daemon then exits by itself.
+// strata umount [-l] MNT: unmount a stratafs mount and wait for its daemon to finish.
 // strata umount [-l] [--root DIR] CONTAINER: the same for a container's mount, found from
 // its record; a container whose daemon died has its stale mount cleared. A path that is a
 // mount point wins over a container of the same name.
@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { umountContainer } from '../containers/lifecycle.js';
-import { mountAt, mountpointPath, unmount } from '../fuse/mount.js';
+import { mountAt, mountpointPath, servingPids, unmount } from '../fuse/mount.js';
 import { defaultStoreRoot, StorePaths } from '../store/paths.js';
+import { waitForExit } from '../util/process.js';
 import { withStore } from './store-args.js';
 
 const usage = 'usage: strata umount [-l|--lazy] [--root DIR] MNT|CONTAINER';
@@ -33,6 +34,10 @@ export async function umountCommand(argv: string[]): Promise<number> {
     throw new Error(`${mnt}: not mounted`);
   }
   if (!m.fstype.startsWith('fuse')) throw new Error(`${mnt}: not a FUSE mount (${m.fstype})`);
+  // The daemon finishes its writes after the unmount (copy-ups still landing, the path
+  // index): return when it has, so the upper dir may be used at once (say, by overlayfs).
+  const daemons = servingPids(mnt);
   unmount(mnt, values.lazy ?? false);
+  if (!values.lazy) await waitForExit(daemons);
   return 0;
 }

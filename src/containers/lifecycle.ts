@@ -11,7 +11,7 @@ import { PathIndex } from '../index/path-index.js';
 import type { ContainerRecord, ImageStore } from '../store/images.js';
 import { removeTree } from '../store/paths.js';
 import { log } from '../util/log.js';
-import { pidAlive } from '../util/process.js';
+import { waitForExit } from '../util/process.js';
 import { ContainerDirs } from './layout.js';
 import { mountStatus, removeMountRecord, withContainerLock, writeMountRecord, type MountRecord } from './mount-state.js';
 
@@ -47,18 +47,6 @@ function detachStale(record: MountRecord): void {
     if (!(e instanceof MountError && e.code === 'EINVAL')) throw e;
   }
   log.warn({ path: record.path, pid: record.pid }, 'cleared the stale mount of a container whose daemon died');
-}
-
-/** Waits for a daemon to exit after its unmount, so the caller may remove or read its dirs. */
-async function waitForExit(pid: number, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (pidAlive(pid)) {
-    if (Date.now() > end) {
-      log.warn({ pid }, 'mount daemon still running after unmount');
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 export async function mountContainer(store: ImageStore, ref: string, target: string, spawn: DaemonSpawner, opts: MountContainerOptions = {}): Promise<MountedContainer> {
@@ -112,7 +100,7 @@ export async function umountContainer(store: ImageStore, ref: string, lazy = fal
     }
     unmount(record.path, lazy);
     removeMountRecord(dirs);
-    await waitForExit(record.pid);
+    await waitForExit([record.pid]);
     return { container, path: record.path, outcome: 'unmounted' as const };
   });
 }
@@ -137,7 +125,7 @@ export async function removeContainer(store: ImageStore, ref: string, force = fa
         log.warn({ path: record!.path }, 'mount is busy; detaching it lazily');
         unmount(record!.path, true);
       }
-      await waitForExit(record!.pid);
+      await waitForExit([record!.pid]);
     } else if (status.state === 'stale') detachStale(record!);
     store.removeContainer(container.id);
     // Its journal goes with it, so `strata index check` does not report a missing upper dir.

@@ -215,16 +215,19 @@ function unmountWithFusermount(target: string, lazy: boolean): void {
 }
 
 /** The mount entry at exactly this path, from /proc/self/mountinfo, if any. */
-export function mountAt(target: string): { fstype: string; source: string } | undefined {
+export function mountAt(target: string): { fstype: string; source: string; dev: number } | undefined {
   const want = mountpointPath(target);
-  let found: { fstype: string; source: string } | undefined;
+  let found: { fstype: string; source: string; dev: number } | undefined;
   for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (!line) continue;
     const [left, right] = line.split(' - ');
-    const mp = unescape(left!.split(' ')[4]!);
+    const fields = left!.split(' ');
+    const mp = unescape(fields[4]!);
     if (mp !== want) continue;
     const [fstype, source] = right!.split(' ');
-    found = { fstype: fstype!, source: unescape(source!) };
+    // "major:minor" of the filesystem, as the kernel's dev_t (major << 20 | minor).
+    const [major, minor] = fields[2]!.split(':').map(Number);
+    found = { fstype: fstype!, source: unescape(source!), dev: major! * 2 ** 20 + minor! };
   }
   return found;
 }
@@ -293,4 +296,32 @@ export function unmount(target: string, lazy = false): void {
     if (code === 'EPERM') throw new MountError(`${target}: permission denied: unmounting needs root`, code);
     throw new MountError(`umount ${target}: ${code}`, code);
   }
+}
+
+/**
+ * The processes that serve the FUSE mount at `target`: those holding a /dev/fuse file of
+ * its connection (the kernel shows it in /proc/PID/fdinfo since Linux 6.9; on older kernels
+ * none is found). Used to wait for a daemon to finish its writes after its unmount.
+ */
+export function servingPids(target: string): number[] {
+  const conn = mountAt(target)?.dev;
+  if (conn === undefined) return [];
+  const out: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) !== '/dev/fuse') continue;
+        const m = /^fuse_connection:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'latin1'));
+        if (m && Number(m[1]) === conn) {
+          out.push(pid);
+          break;
+        }
+      }
+    } catch {
+      // gone meanwhile, or not ours to look at
+    }
+  }
+  return out;
 }

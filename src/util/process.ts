@@ -1,7 +1,8 @@
-// Is a process still running? Shared by the path index (who holds an upper dir's journal)
-// and containers (is a mount's daemon alive).
+// Is a process still running? Shared by the path index (who holds an upper dir's journal),
+// containers (is a mount's daemon alive) and unmounting (wait for the daemon to finish).
 
 import * as fs from 'node:fs';
+import { log } from './log.js';
 
 /**
  * Whether a process runs. A zombie does not: a daemon killed with SIGKILL stays one until
@@ -21,5 +22,22 @@ export function pidAlive(pid: number): boolean {
     return state !== 'Z' && state !== 'X';
   } catch {
     return false; // gone between the two looks
+  }
+}
+
+/**
+ * Waits until none of the processes runs (a mount daemon finishing its writes after its
+ * unmount); after `ms` it logs a warning and returns.
+ */
+export async function waitForExit(pids: number[], ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (const pid of pids) {
+    while (pidAlive(pid)) {
+      if (Date.now() > end) {
+        log.warn({ pid }, 'mount daemon still running after unmount');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 }
