@@ -114,7 +114,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     reportReady((e as Error).message);
     throw e;
   } finally {
-    fsys.unmounted();
+    await fsys.unmounted();
   }
   return 0;
 }

@@ -6,7 +6,7 @@
 
 import * as fs from 'node:fs';
 import type { SetAttr } from '../fs/api.js';
-import { decodeDev, lstatHost, lstatHostOrThrow, type HostStat } from '../fs/attr.js';
+import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow, type HostStat } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { fsyncFd, timeArgs, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
@@ -212,9 +212,15 @@ export class CopyUp {
     const metaSt = d.upper ? lstatHostOrThrow(metaSrc) : dataSt;
     const type = dataSt.mode & S_IFMT;
     const tmp = this.stack.tmpName();
+    // A fresh copy of data lands behind the request (landing.ts). Not a metacopy getting its
+    // data (the mark would lose the redirect it may need), nor a hard-link set (its other
+    // names are linked to the copy as it lands).
+    const later = !metaOnly && this.sync && !d.upper && type === S_IFREG && dataSt.nlink === 1;
+    let landing: number | undefined;
     try {
       if (type === S_IFREG) {
         const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        if (later) landing = fd;
         try {
           if (metaOnly) {
             fs.ftruncateSync(fd, dataSt.size);
@@ -233,12 +239,13 @@ export class CopyUp {
           copyXattrs(metaSrc, fd, tmp);
           native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
           copyModeTimes(metaSt, fd, tmp, opts.attrs);
-          // Copied data is made durable before it replaces the lower file (overlayfs does
-          // the same); a metadata-only copy has no data to lose: a crash at worst loses the
-          // metadata change, and the lower file shows again, whole.
-          if (!metaOnly && this.sync) await fsyncFd(fd, false);
+          // Copied data is durable before it replaces the lower file: fsynced now, or
+          // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
+          // crash at worst loses the metadata change, and the lower file shows again, whole.
+          if (later) native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
+          else if (!metaOnly && this.sync) await fsyncFd(fd, false);
         } finally {
-          fs.closeSync(fd);
+          if (landing === undefined) fs.closeSync(fd);
         }
       } else if (type === S_IFLNK) {
         fs.symlinkSync(fs.readlinkSync(dataPath, { encoding: 'buffer' }), tmp);
@@ -257,9 +264,11 @@ export class CopyUp {
       }
       this.install(tmp, rel, dataRef, opts.changesParent === true);
     } catch (e) {
+      if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
       throw e;
     }
+    if (landing !== undefined) this.stack.landings.start(d, landing, fstatHost(landing).ino, rel);
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
     d.dataBlocks = d.metacopy ? dataSt.blocks : undefined;

@@ -24,4 +24,11 @@ export interface UNode {
    * index instead of probing each layer.
    */
   ix?: number;
+  /**
+   * A data copy-up of this file whose fsync is still under way (landing.ts): an fsync,
+   * rename or link of the file waits for it.
+   */
+  landing?: Promise<void>;
+  /** The upper file's inode number when its landing failed: the next successful fsync(2) lands it. */
+  unlanded?: bigint;
 }

@@ -180,7 +180,7 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         }
         return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
-      if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
+      if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up) && !stack.landings.holds(st.ino)) {
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         const metacopy = found.refs.length > 0;

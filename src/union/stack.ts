@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { HostPath } from '../host/files.js';
 import type { StackView } from '../index/stack-view.js';
 import { osPath } from '../util/os-path.js';
+import { Landings } from './landing.js';
 
 export interface StackSpec {
   lowers: string[];
@@ -33,6 +34,8 @@ export class LayerStack {
   readonly tmp: string | undefined;
   /** Who an object made in the scratch dir belongs to before copy-up gives it its owner. */
   readonly tmpOwner: Owner = { uid: -1, gid: -1 };
+  /** Data copy-ups whose fsync is under way: their metacopy marks are not what they say (landing.ts). */
+  readonly landings = new Landings();
   /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
   view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */

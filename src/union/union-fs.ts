@@ -108,7 +108,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * After unmount: the journal is complete (unless a write to it failed), and a volatile
    * mount's upper dir is written out and unmarked.
    */
-  unmounted(): void {
+  async unmounted(): Promise<void> {
+    await this.stack.landings.all();
     this.flushJournal();
     if (this.journal && !this.journalBroken) this.index!.detachUpper(this.journal);
     this.index?.close();
@@ -308,9 +309,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
-    return then(this.copyUp.file(node, false), () =>
+    // A name made while the copy lands would carry its mark with no data below it.
+    return then(this.copyUp.file(node, false), () => then(node.data.landing, () =>
       this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
-    );
+    ));
   }
 
   create(ctx: Context, parent: Node, name: string, flags: number, mode: number): { entry: Entry<UNode>; open: OpenResult<UnionHandle> } {
@@ -421,12 +423,15 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
         this.journaling((j) => j.renamed(from, to, exchange), to);
       } else this.changed(from, to);
     };
-    return then(this.movable(src), () =>
+    // A copy still landing (landing.ts) moves once it has: its mark would point at no
+    // data below the new name.
+    const landing = [src.data.landing, exchange ? dst!.data.landing : undefined].filter((p) => p !== undefined);
+    return then(landing.length > 0 ? Promise.all(landing) : undefined, () => then(this.movable(src), () =>
       then(exchange ? this.movable(dst!) : undefined, () => {
         this.moveNames(parent, name, newParent, newName, flags, src, dst);
         done();
       }),
-    );
+    ));
   }
 
   /** The rename on disk, once both ends are in the upper dir. */
@@ -483,10 +488,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       return { handle: { fd: o.fd, upper: false }, keepCache: true, backingFd: pt ? o.fd : undefined, backingWritable: false };
     }
     this.writable();
-    return then(this.copyUp.file(node, false), () => {
+    const opened = (): OpenResult<UnionHandle> => {
       const o = openHost(this.upperPath(node), clean, !!this.opts.passthrough);
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
-    });
+    };
+    // O_SYNC and O_DSYNC writes are durable as they return: so must the copy be first.
+    return then(this.copyUp.file(node, false), () => ((flags & C.O_DSYNC) !== 0 ? then(node.data.landing, opened) : opened()));
   }
 
   /** A handle opened on a lower file through the daemon follows its copy-up, so it reads what is written after it (as overlayfs does). */
@@ -506,7 +513,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    */
   override fsync(ctx: Context, node: Node, h: UnionHandle | undefined, datasync: boolean): Promise<void> | void {
     if (this.opts.volatile) throw fsError('ENOSYS');
-    return super.fsync(ctx, node, h, datasync);
+    // What fsync acknowledges must survive a crash: the copy-up it writes into too.
+    const d = node.data;
+    return then(d.landing, () => then(super.fsync(ctx, node, h, datasync), () => (d.unlanded !== undefined ? this.stack.landings.finish(d, this.upperPath(node)) : undefined)));
   }
 
   /** Writes the pending journal records (how `strata diff` reads a live mount), then syncs the dir unless volatile. */

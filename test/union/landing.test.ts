@@ -1,0 +1,107 @@
+// A data copy-up is answered before its fsync (src/union/landing.ts): the copy goes into
+// place carrying overlayfs's metacopy mark, which goes once the data is durable. These
+// tests hold the landing open (STRATAFS_LANDING_HOLD_MS) and look at the upper dir, the
+// mount, a daemon killed in that state (stratafs and the kernel's overlayfs must then show
+// the lower data), and what must wait for the landing: fsync, rename, unmount.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { native } from '../../src/native/binding.js';
+import { pidAlive } from '../../src/util/process.js';
+import { alive, mountWith, STRATA, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
+import { mountKernelOverlay } from './overlay.js';
+
+const MARK = 'trusted.overlay.metacopy';
+
+function marked(p: string): boolean {
+  try {
+    native.lgetxattr(p, MARK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('copy-ups land behind the request', () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  function setup(name: string) {
+    const base = tmpdir(name);
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d));
+    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d!);
+    for (const f of ['a', 'b', 'c', 'd']) fs.writeFileSync(path.join(lower!, f), `lower ${f}\n`);
+    const mount = (holdMs?: number): Mounted => {
+      const env: Record<string, string> = holdMs === undefined ? {} : { STRATAFS_LANDING_HOLD_MS: String(holdMs) };
+      const m = mountWith(['mount', '--lower', lower!, '--upper', upper!, '--work', work!], mnt!, env);
+      cleanups.push(() => m.cleanup());
+      return m;
+    };
+    const kill = async (m: Mounted): Promise<void> => {
+      process.kill(m.pid, 'SIGKILL');
+      await waitFor(() => !alive(m.pid), 5000, 'daemon death');
+    };
+    return { base, lower: lower!, upper: upper!, work: work!, mnt: mnt!, mount, kill };
+  }
+
+  it('until its fsync a copy carries the mark but reads as the copy; a daemon killed then leaves the lower data, for stratafs and overlayfs', async () => {
+    const s = setup('landing-kill');
+    const m = s.mount(60_000);
+    fs.appendFileSync(path.join(s.mnt, 'a'), 'written\n');
+    // In place, with its data, and marked "data below" while the landing is held.
+    expect(fs.readFileSync(path.join(s.upper, 'a'), 'utf8')).toBe('lower a\nwritten\n');
+    expect(marked(path.join(s.upper, 'a'))).toBe(true);
+    expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\nwritten\n');
+    // The kernel forgets the inode; the next lookup reads the mark from the disk and must
+    // still know the data is in the copy.
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+    expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\nwritten\n');
+    expect(fs.statSync(path.join(s.mnt, 'a')).size).toBe('lower a\nwritten\n'.length);
+
+    await s.kill(m);
+    // The copy never landed: after a remount the data below shows again, whole.
+    expect(marked(path.join(s.upper, 'a'))).toBe(true);
+    const again = s.mount();
+    expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\n');
+    await again.cleanup();
+    const k = mountKernelOverlay([s.lower], s.upper, s.work, s.mnt);
+    cleanups.push(() => k.cleanup());
+    expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\n');
+  });
+
+  it('fsync(2) and rename(2) of a landing copy wait for it; unmount waits for every landing', async () => {
+    const s = setup('landing-wait');
+    const m = s.mount(1500);
+    // fsync: what it acknowledges survives a kill right after it.
+    const fd = fs.openSync(path.join(s.mnt, 'b'), 'a');
+    fs.writeSync(fd, 'synced\n');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    expect(marked(path.join(s.upper, 'b'))).toBe(false);
+    // rename: the copy moves once landed, so its new name needs no data below.
+    fs.appendFileSync(path.join(s.mnt, 'c'), 'moved\n');
+    expect(marked(path.join(s.upper, 'c'))).toBe(true);
+    fs.renameSync(path.join(s.mnt, 'c'), path.join(s.mnt, 'c2'));
+    expect(marked(path.join(s.upper, 'c2'))).toBe(false);
+    await s.kill(m);
+    const again = s.mount(1500);
+    expect(fs.readFileSync(path.join(s.mnt, 'b'), 'utf8')).toBe('lower b\nsynced\n');
+    expect(fs.readFileSync(path.join(s.mnt, 'c2'), 'utf8')).toBe('lower c\nmoved\n');
+    expect(fs.existsSync(path.join(s.mnt, 'c'))).toBe(false);
+    // unmount: the daemon lands what is under way before it exits, and `strata umount`
+    // returns once it has.
+    fs.appendFileSync(path.join(s.mnt, 'd'), 'unmounted\n');
+    expect(marked(path.join(s.upper, 'd'))).toBe(true);
+    execFileSync(STRATA, ['umount', s.mnt]);
+    expect(marked(path.join(s.upper, 'd'))).toBe(false);
+    expect(pidAlive(again.pid)).toBe(false);
+    const k = mountKernelOverlay([s.lower], s.upper, s.work, s.mnt);
+    cleanups.push(() => k.cleanup());
+    expect(fs.readFileSync(path.join(s.mnt, 'd'), 'utf8')).toBe('lower d\nunmounted\n');
+    expect(fs.readFileSync(path.join(s.mnt, 'c2'), 'utf8')).toBe('lower c\nmoved\n');
+  });
+});
