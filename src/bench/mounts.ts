@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { servingPids } from '../fuse/mount.js';
 import { log } from '../util/log.js';
 import { pidAlive } from '../util/process.js';
 
@@ -50,24 +51,9 @@ export function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-/** Processes with `mnt` as one of their arguments: the daemon serving it. */
-function daemonsOf(mnt: string): number[] {
-  const pids: number[] = [];
-  for (const e of fs.readdirSync('/proc')) {
-    const pid = Number(e);
-    if (!Number.isInteger(pid) || pid === process.pid) continue;
-    try {
-      if (fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').includes(mnt)) pids.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
 /** Unmounts (lazily if busy), then waits up to 10 s for the daemons serving mnt to exit; kills what is left. */
 export function unmount(mnt: string): void {
-  const daemons = daemonsOf(mnt);
+  const daemons = servingPids(mnt);
   if (isMounted(mnt)) {
     const r = spawnSync('umount', [mnt], { encoding: 'utf8' });
     if (r.status !== 0 && isMounted(mnt)) {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { syncJournal } from '../containers/diff.js';
+import { settleMount } from '../containers/mount-state.js';
 import { mountAt, unmount } from '../fuse/mount.js';
 import { PathIndex } from '../index/path-index.js';
 import { DEMO_REFERENCE, loadDemoImage } from '../store/demo-image.js';
@@ -53,7 +53,7 @@ export async function demoCommand(): Promise<number> {
 
     sh('echo "changed by the demo" > /etc/hostname; echo hello > /root/notes.txt; rm /etc/group; mkdir -p /var/log/app');
     show('after writing, creating and deleting inside the container: the writable layer holds', walk(upper));
-    syncJournal(mnt);
+    settleMount(mnt);
     const index = PathIndex.open(path.join(work, 'stratafs-index.db'));
     try {
       show("what the container changed, as `strata diff` shows it (from the path index's journal)", index.upperChanges(upper).map((c) => `${c.kind} ${c.path}`));

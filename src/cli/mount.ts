@@ -9,6 +9,8 @@
 // daemon instead of passthrough). -o journal_delay_ms=N: how long the path index's record
 // of a change may wait to share a transaction (default 5). -o volatile (or fuse-overlayfs's
 // -o fsync=0): nothing written through the mount is fsynced (src/union/volatile.ts).
+// -o sync_copyup: a copy-up's data is fsynced before the request that made it is answered
+// (by default it lands behind it: src/union/landing.ts).
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
@@ -16,12 +18,13 @@ import { mountContainer } from '../containers/lifecycle.js';
 import { mountpointPath } from '../fuse/mount.js';
 import { PathIndex } from '../index/path-index.js';
 import { UnionFs } from '../union/union-fs.js';
+import { log } from '../util/log.js';
 import { reportReady, spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } from './mount-options.js';
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
 
 /** -o journal_delay_ms=N as a number, or undefined. */
@@ -92,6 +95,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     followCopyUp: o.has('follow_copyup'),
     journalDelayMs: journalDelayOf(o),
     volatile: volatileOf(o),
+    syncCopyUp: o.has('sync_copyup'),
   });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
@@ -114,6 +118,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
     reportReady((e as Error).message);
     throw e;
   } finally {
+    // The daemon finishes its writes (copies landing, the journal): a signal now would
+    // kill it half-way, as a crash.
+    const finishing = (sig: string): void => void log.info({ signal: sig }, 'finishing the upper dir before exiting');
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, finishing);
     await fsys.unmounted();
   }
   return 0;

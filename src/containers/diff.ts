@@ -4,14 +4,13 @@
 // upper dir, so reading it costs the number of changes, never a walk of the image; after a
 // daemon death the index repairs it from the upper dir first (src/index/journal.ts).
 // A live daemon writes its journal records a few milliseconds after the changes, several
-// to a transaction; an fsync of a directory of the mount makes it write them at once, so
-// `strata diff` of a mounted container starts with one.
+// to a transaction; `strata diff` of a mounted container first has it write them
+// (settleMount).
 
-import * as fs from 'node:fs';
 import { PathIndex, type UpperChange } from '../index/path-index.js';
 import type { ImageStore } from '../store/images.js';
 import { ContainerDirs } from './layout.js';
-import { mountStatus } from './mount-state.js';
+import { mountStatus, settleMount } from './mount-state.js';
 
 export type { UpperChange } from '../index/path-index.js';
 
@@ -19,21 +18,11 @@ export function containerChanges(store: ImageStore, ref: string): UpperChange[] 
   const container = store.resolveContainer(ref);
   const dirs = new ContainerDirs(store.paths, container.id);
   const m = mountStatus(dirs);
-  if (m.state === 'mounted' && m.record) syncJournal(m.record.path);
+  if (m.state === 'mounted' && m.record) settleMount(m.record.path);
   const index = PathIndex.open(store.paths.indexFile);
   try {
     return index.upperChanges(dirs.upper);
   } finally {
     index.close();
-  }
-}
-
-/** Has the daemon serving the union mount at `mnt` write its pending journal records (FSYNCDIR). */
-export function syncJournal(mnt: string): void {
-  const fd = fs.openSync(mnt, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }

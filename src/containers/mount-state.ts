@@ -111,3 +111,17 @@ export async function withContainerLock<R>(dirs: ContainerDirs, fn: () => Promis
     fs.rmSync(lock, { force: true });
   }
 }
+
+/**
+ * Has the daemon serving the union mount at `mnt` settle its upper dir: land the copy-ups
+ * under way and write its pending journal records (an fsync of the mount's root directory,
+ * FSYNCDIR). Before reading the upper dir or the journal of a mounted container.
+ */
+export function settleMount(mnt: string): void {
+  const fd = fs.openSync(mnt, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

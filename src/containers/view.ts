@@ -15,6 +15,7 @@ import { resolveChild, resolveRoot, type Resolved } from '../union/resolve.js';
 import { LayerStack } from '../union/stack.js';
 import { rootStandIn, standIn } from '../union/stand-in.js';
 import { ContainerDirs } from './layout.js';
+import { mountStatus, settleMount } from './mount-state.js';
 
 const S_IFDIR = 0o040000;
 
@@ -37,6 +38,10 @@ export class ContainerView {
   }
 
   static open(store: ImageStore, container: ContainerRecord): ContainerView {
+    // A daemon serving the container may have copies landing (their marks say "data
+    // below" until then, src/union/landing.ts): read the upper dir once they have landed.
+    const m = mountStatus(new ContainerDirs(store.paths, container.id));
+    if (m.state === 'mounted' && m.record) settleMount(m.record.path);
     const scratch = store.paths.makeTemp('view');
     try {
       return new ContainerView(store, container, scratch);

@@ -118,8 +118,12 @@ export class CopyUp {
      * `samePath`: the object came from the lower layers at this very path (no redirect).
      */
     private readonly installed: (rel: string, samePath: boolean) => void = () => {},
-    /** Copied data is fsynced before it lands (false: a volatile mount, see volatile.ts). */
-    private readonly sync = true,
+    /**
+     * How copied data is made durable: fsynced behind the request under a mark (landing.ts),
+     * fsynced before the request is answered (-o sync_copyup), or not at all (a volatile
+     * mount, volatile.ts).
+     */
+    private readonly durable: 'behind' | 'before' | 'never' = 'behind',
   ) {
     this.links = new LinkNames(stack);
   }
@@ -215,7 +219,7 @@ export class CopyUp {
     // A fresh copy of data lands behind the request (landing.ts). Not a metacopy getting its
     // data (the mark would lose the redirect it may need), nor a hard-link set (its other
     // names are linked to the copy as it lands).
-    const later = !metaOnly && this.sync && !d.upper && type === S_IFREG && dataSt.nlink === 1;
+    const later = !metaOnly && this.durable === 'behind' && !d.upper && type === S_IFREG && dataSt.nlink === 1;
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
@@ -243,7 +247,7 @@ export class CopyUp {
           // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
           // crash at worst loses the metadata change, and the lower file shows again, whole.
           if (later) native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
-          else if (!metaOnly && this.sync) await fsyncFd(fd, false);
+          else if (!metaOnly && this.durable !== 'never') await fsyncFd(fd, false);
         } finally {
           if (landing === undefined) fs.closeSync(fd);
         }
@@ -268,7 +272,7 @@ export class CopyUp {
       fs.rmSync(tmp, { force: true });
       throw e;
     }
-    if (landing !== undefined) this.stack.landings.start(d, landing, fstatHost(landing).ino, rel);
+    if (landing !== undefined) d.landing = this.stack.landings.start(landing, fstatHost(landing).ino, rel, dataSt.size > SMALL_COPY);
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
     d.dataBlocks = d.metacopy ? dataSt.blocks : undefined;

@@ -1,5 +1,6 @@
 // What the union knows about one inode: where it lives now.
 
+import type { Landing } from './landing.js';
 import type { LowerRef } from './stack.js';
 
 export interface UNode {
@@ -25,10 +26,8 @@ export interface UNode {
    */
   ix?: number;
   /**
-   * A data copy-up of this file whose fsync is still under way (landing.ts): an fsync,
-   * rename or link of the file waits for it.
+   * A data copy-up of this file whose fsync is still under way, or failed (landing.ts): an
+   * fsync, rename or link of the file waits for it.
    */
-  landing?: Promise<void>;
-  /** The upper file's inode number when its landing failed: the next successful fsync(2) lands it. */
-  unlanded?: bigint;
+  landing?: Landing;
 }

@@ -180,7 +180,10 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         }
         return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
-      if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up) && !stack.landings.holds(st.ino)) {
+      if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
+        // The mark of a copy still landing: its data is in it (landing.ts).
+        const landing = stack.landings.of(st.ino);
+        if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing }, st, ino };
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         const metacopy = found.refs.length > 0;

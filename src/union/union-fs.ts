@@ -43,6 +43,12 @@ export interface UnionOptions extends StackSpec {
   journalDelayMs?: number;
   /** overlayfs's `volatile`: no fsync of copy-ups, fsync and fsyncdir write nothing out (volatile.ts). */
   volatile?: boolean;
+  /**
+   * Fsync each copy of data before answering the request that made it, as overlayfs does,
+   * instead of behind it (landing.ts): for writes made durable without an fsync the daemon
+   * sees (sync(2), msync of a passed-through mapping, RWF_SYNC writes).
+   */
+  syncCopyUp?: boolean;
 }
 
 export interface UnionHandle extends FdHandle {
@@ -82,7 +88,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     super();
     this.stack = new LayerStack(opts);
     if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
-    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)), !opts.volatile);
+    const durable = opts.volatile ? 'never' : opts.syncCopyUp ? 'before' : 'behind';
+    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)), durable);
     this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
   }
 
@@ -110,6 +117,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    */
   async unmounted(): Promise<void> {
     await this.stack.landings.all();
+    const failed = this.stack.landings.failed();
+    if (failed.length > 0) log.error({ paths: failed }, 'copy-ups that could not be made durable: the lower data shows there after a remount');
     this.flushJournal();
     if (this.journal && !this.journalBroken) this.index!.detachUpper(this.journal);
     this.index?.close();
@@ -310,7 +319,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
     // A name made while the copy lands would carry its mark with no data below it.
-    return then(this.copyUp.file(node, false), () => then(node.data.landing, () =>
+    return then(this.copyUp.file(node, false), () => then(this.landed(node), () =>
       this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
     ));
   }
@@ -425,8 +434,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     };
     // A copy still landing (landing.ts) moves once it has: its mark would point at no
     // data below the new name.
-    const landing = [src.data.landing, exchange ? dst!.data.landing : undefined].filter((p) => p !== undefined);
-    return then(landing.length > 0 ? Promise.all(landing) : undefined, () => then(this.movable(src), () =>
+    return then(this.landed(src, exchange ? dst : undefined), () => then(this.movable(src), () =>
       then(exchange ? this.movable(dst!) : undefined, () => {
         this.moveNames(parent, name, newParent, newName, flags, src, dst);
         done();
@@ -493,7 +501,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
     };
     // O_SYNC and O_DSYNC writes are durable as they return: so must the copy be first.
-    return then(this.copyUp.file(node, false), () => ((flags & C.O_DSYNC) !== 0 ? then(node.data.landing, opened) : opened()));
+    return then(this.copyUp.file(node, false), () => ((flags & C.O_DSYNC) !== 0 ? then(this.landed(node), opened) : opened()));
   }
 
   /** A handle opened on a lower file through the daemon follows its copy-up, so it reads what is written after it (as overlayfs does). */
@@ -514,14 +522,34 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   override fsync(ctx: Context, node: Node, h: UnionHandle | undefined, datasync: boolean): Promise<void> | void {
     if (this.opts.volatile) throw fsError('ENOSYS');
     // What fsync acknowledges must survive a crash: the copy-up it writes into too.
-    const d = node.data;
-    return then(d.landing, () => then(super.fsync(ctx, node, h, datasync), () => (d.unlanded !== undefined ? this.stack.landings.finish(d, this.upperPath(node)) : undefined)));
+    return then(this.landed(node), () => super.fsync(ctx, node, h, datasync));
   }
 
-  /** Writes the pending journal records (how `strata diff` reads a live mount), then syncs the dir unless volatile. */
+  /**
+   * Waits for the copies of these files still landing (landing.ts); one whose fsync failed
+   * fails the caller with that error, as a failed writeback fails fsync(2).
+   */
+  private landed(...nodes: Array<Node | undefined>): Promise<void> | undefined {
+    const ds = nodes.map((n) => n?.data).filter((d): d is UNode => d?.landing !== undefined);
+    if (ds.length === 0) return undefined;
+    return Promise.all(ds.map((d) => d.landing!.done)).then(() => {
+      for (const d of ds) {
+        const l = d.landing!;
+        if (l.error) throw fsError((l.error.code ?? 'EIO') as Parameters<typeof fsError>[0], `${l.rel}: its copy-up could not be made durable`);
+        d.landing = undefined;
+      }
+    });
+  }
+
+  /**
+   * Once every copy under way has landed, writes the pending journal records and syncs the
+   * dir unless volatile: how `strata diff`, `commit` and `export` read a live mount.
+   */
   fsyncdir(_ctx: Context, node: Node, datasync: boolean): Promise<void> | void {
-    this.flushJournal();
-    if (node.data.upper && this.stack.upper && !this.opts.volatile) return fsyncDir(this.upperPath(node), datasync);
+    return this.stack.landings.all().then(() => {
+      this.flushJournal();
+      if (node.data.upper && this.stack.upper && !this.opts.volatile) return fsyncDir(this.upperPath(node), datasync);
+    });
   }
 
   /** A directory only in lower layers never changes except through this mount. */

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { syncJournal } from '../../src/containers/diff.js';
+import { settleMount } from '../../src/containers/mount-state.js';
 import { PathIndex } from '../../src/index/path-index.js';
 import { snapshotTree } from '../../src/util/tree.js';
 import { buildStack } from '../helpers/layers.js';
@@ -56,7 +56,7 @@ function strata(...args: string[]): { status: number | null; stdout: string; std
 
 function changes(e: Env): string[] {
   // A live daemon writes its records within milliseconds; FSYNCDIR makes it write them now.
-  if (isMounted(e.mnt)) syncJournal(e.mnt);
+  if (isMounted(e.mnt)) settleMount(e.mnt);
   return recorded(e);
 }
 
@@ -78,7 +78,7 @@ describe('upper-change journal', () => {
     fs.writeFileSync(`${e.mnt}/data/new.txt`, 'new');
     fs.chmodSync(`${e.mnt}/etc/hosts`, 0o600);
     expect(recorded(e)).toEqual([]);
-    syncJournal(e.mnt);
+    settleMount(e.mnt);
     expect(recorded(e)).toEqual(['C /data', 'A /data/new.txt', 'C /etc', 'C /etc/hosts']);
     fs.unlinkSync(`${e.mnt}/data/b.txt`);
     fs.renameSync(`${e.mnt}/data/new.txt`, `${e.mnt}/data/new2.txt`);

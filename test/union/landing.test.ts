@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { pidAlive } from '../../src/util/process.js';
+import { Cli, makeImage } from '../containers/helpers.js';
 import { alive, mountWith, STRATA, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
 import { mountKernelOverlay } from './overlay.js';
 
@@ -76,7 +77,11 @@ describe('copy-ups land behind the request', () => {
   it('fsync(2) and rename(2) of a landing copy wait for it; unmount waits for every landing', async () => {
     const s = setup('landing-wait');
     const m = s.mount(1500);
-    // fsync: what it acknowledges survives a kill right after it.
+    // fsync: what it acknowledges survives a kill right after it, also when the kernel
+    // forgot the inode in between (the next lookup finds the landing by inode number).
+    fs.appendFileSync(path.join(s.mnt, 'b'), 'copied\n');
+    expect(marked(path.join(s.upper, 'b'))).toBe(true);
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
     const fd = fs.openSync(path.join(s.mnt, 'b'), 'a');
     fs.writeSync(fd, 'synced\n');
     fs.fsyncSync(fd);
@@ -85,11 +90,12 @@ describe('copy-ups land behind the request', () => {
     // rename: the copy moves once landed, so its new name needs no data below.
     fs.appendFileSync(path.join(s.mnt, 'c'), 'moved\n');
     expect(marked(path.join(s.upper, 'c'))).toBe(true);
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
     fs.renameSync(path.join(s.mnt, 'c'), path.join(s.mnt, 'c2'));
     expect(marked(path.join(s.upper, 'c2'))).toBe(false);
     await s.kill(m);
     const again = s.mount(1500);
-    expect(fs.readFileSync(path.join(s.mnt, 'b'), 'utf8')).toBe('lower b\nsynced\n');
+    expect(fs.readFileSync(path.join(s.mnt, 'b'), 'utf8')).toBe('lower b\ncopied\nsynced\n');
     expect(fs.readFileSync(path.join(s.mnt, 'c2'), 'utf8')).toBe('lower c\nmoved\n');
     expect(fs.existsSync(path.join(s.mnt, 'c'))).toBe(false);
     // unmount: the daemon lands what is under way before it exits, and `strata umount`
@@ -103,5 +109,40 @@ describe('copy-ups land behind the request', () => {
     cleanups.push(() => k.cleanup());
     expect(fs.readFileSync(path.join(s.mnt, 'd'), 'utf8')).toBe('lower d\nunmounted\n');
     expect(fs.readFileSync(path.join(s.mnt, 'c2'), 'utf8')).toBe('lower c\nmoved\n');
+  });
+
+  it('-o sync_copyup: the copy is durable before the request is answered, never marked', async () => {
+    const s = setup('landing-sync');
+    const m = mountWith(['mount', '-o', `lowerdir=${s.lower},upperdir=${s.upper},workdir=${s.work},sync_copyup`], s.mnt, { STRATAFS_LANDING_HOLD_MS: '60000' });
+    cleanups.push(() => m.cleanup());
+    fs.appendFileSync(path.join(s.mnt, 'a'), 'written\n');
+    expect(marked(path.join(s.upper, 'a'))).toBe(false);
+    await s.kill(m);
+    s.mount();
+    expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\nwritten\n');
+  });
+
+  it('strata export and commit of a mounted container read a landing copy as the copy', async () => {
+    const base = tmpdir('landing-container');
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const cli = new Cli(path.join(base, 'store'));
+    cleanups.push(() => cli.cleanup());
+    await makeImage(cli.root, [{ 'etc/f': 'lower f\n' }], 'tiny:1');
+    cli.ok(['create', '--name', 'c1', 'tiny:1']);
+    process.env.STRATAFS_LANDING_HOLD_MS = '1500';
+    try {
+      cli.mount('c1', path.join(base, 'mnt'));
+    } finally {
+      delete process.env.STRATAFS_LANDING_HOLD_MS;
+    }
+    fs.appendFileSync(path.join(base, 'mnt/etc/f'), 'added\n');
+    const tar = path.join(base, 'c1.tar');
+    cli.ok(['export', '-o', tar, 'c1']);
+    expect(execFileSync('tar', ['-xOf', tar, 'etc/f'], { encoding: 'utf8' })).toBe('lower f\nadded\n');
+    fs.appendFileSync(path.join(base, 'mnt/etc/f'), 'more\n');
+    cli.ok(['commit', 'c1', 'tiny:2']);
+    cli.ok(['create', '--name', 'c2', 'tiny:2']);
+    cli.ok(['export', '-o', tar, 'c2']);
+    expect(execFileSync('tar', ['-xOf', tar, 'etc/f'], { encoding: 'utf8' })).toBe('lower f\nadded\nmore\n');
   });
 });
