@@ -54,7 +54,8 @@ function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: strin
     const p = redirect.replace(/^\/+/, '');
     return stack.lowers.map((_, layer) => ({ layer, path: p }));
   }
-  return parentLowers.map((r) => ({ layer: r.layer, path: join(r.path.slice(0, Math.max(0, r.path.lastIndexOf('/'))), redirect) }));
+  // A bare name (overlayfs's record of a rename within one directory): in the parent's lower dirs.
+  return parentLowers.map((r) => ({ layer: r.layer, path: join(r.path, redirect) }));
 }
 
 /** Looks at one candidate on disk: what is there, and the stats when something is. */

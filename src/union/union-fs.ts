@@ -384,8 +384,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    */
   private movableDir(node: Node): void {
     this.copyUp.dir(node);
+    if (node.data.lowers.length === 0) return;
+    // Absolute: overlayfs writes a bare name for a rename within one directory, which
+    // would point elsewhere once the directory moves to another parent.
     const up = this.upperPath(node);
-    if (node.data.lowers.length > 0 && redirectOf(up) === undefined) setRedirect(up, `/${node.data.lowers[0]!.path}`);
+    const want = `/${node.data.lowers[0]!.path}`;
+    if (redirectOf(up) !== want) setRedirect(up, want);
   }
 
   /**
