@@ -300,8 +300,9 @@ export function unmount(target: string, lazy = false): void {
 
 /**
  * The processes that serve the FUSE mount at `target`: those holding a /dev/fuse file of
- * its connection (the kernel shows it in /proc/PID/fdinfo since Linux 6.9; on older kernels
- * none is found). Used to wait for a daemon to finish its writes after its unmount.
+ * its connection (`fuse_connection` in /proc/PID/fdinfo, shown by recent kernels such as
+ * 6.18; where it is missing none is found). Used to wait for a daemon to finish its writes
+ * after its unmount.
  */
 export function servingPids(target: string): number[] {
   const conn = mountAt(target)?.dev;

@@ -11,7 +11,7 @@
 // copy lands on its own, so that its long fsync holds no small one back.
 //
 // While a copy lands, its mark is not the truth: the daemon knows the data is in the upper
-// file (landing(), by the file's inode number, which a lookup checks when it meets a mark),
+// file (of(), by the file's inode number, which a lookup checks when it meets a mark),
 // and what must not outrun the landing waits for it (UnionFs.landed()): fsync of the file
 // (what it acknowledges must survive a crash), a rename or link of it (a mark at a new name
 // would point at no data below), an O_SYNC open, an fsync of a directory (how `strata
