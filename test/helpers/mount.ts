@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const STRATA = path.join(ROOT, 'bin/strata');
@@ -80,4 +81,16 @@ export function errnoOf(f: () => unknown): string {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code ?? String(e);
   }
+}
+
+/**
+ * Teardown steps pushed by a test, run after it in reverse order (also when it failed):
+ * unmount before removing the dirs below the mount.
+ */
+export function cleanupsAfterEach(): Array<() => Promise<void> | void> {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+  return cleanups;
 }

@@ -6,11 +6,11 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { pidAlive } from '../../src/util/process.js';
 import { Cli, makeImage } from '../containers/helpers.js';
-import { alive, mountWith, STRATA, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
+import { alive, cleanupsAfterEach, type Mounted, mountWith, STRATA, tmpdir, waitFor } from '../helpers/mount.js';
 import { mountKernelOverlay } from './overlay.js';
 
 const MARK = 'trusted.overlay.metacopy';
@@ -25,10 +25,7 @@ function marked(p: string): boolean {
 }
 
 describe('copy-ups land behind the request', () => {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = cleanupsAfterEach();
 
   function setup(name: string) {
     const base = tmpdir(name);

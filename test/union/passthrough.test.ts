@@ -8,14 +8,11 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { mountWith, tmpdir, type Mounted } from '../helpers/mount.js';
+import { describe, expect, it } from 'vitest';
+import { cleanupsAfterEach, type Mounted, mountWith, tmpdir } from '../helpers/mount.js';
 
 describe('lower files passed through in a writable union', () => {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = cleanupsAfterEach();
 
   function setup(name: string, extraO?: string): { base: string; lower: string; upper: string; mnt: string; m: Mounted } {
     const base = tmpdir(name);

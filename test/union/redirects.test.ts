@@ -3,16 +3,13 @@
 // must not follow the directory to another parent.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
-import { mountWith, tmpdir } from '../helpers/mount.js';
+import { cleanupsAfterEach, mountWith, tmpdir } from '../helpers/mount.js';
 import { mountKernelOverlay } from './overlay.js';
 
 describe('directory redirects across the two implementations', () => {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = cleanupsAfterEach();
 
   it("a kernel-renamed directory moved by stratafs to another parent keeps its lower contents", async () => {
     const base = tmpdir('redirects');

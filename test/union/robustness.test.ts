@@ -5,9 +5,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { diffTrees, snapshotTree } from '../../src/util/tree.js';
-import { alive, isMounted, mountWith, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
+import { alive, cleanupsAfterEach, isMounted, type Mounted, mountWith, tmpdir, waitFor } from '../helpers/mount.js';
 
 const sha = (p: string): string => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
 
@@ -23,10 +23,7 @@ function patterned(p: string, mib: number): void {
 }
 
 describe('union mount under failure', () => {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = cleanupsAfterEach();
 
   function setup(name: string, upperFs?: { sizeMiB: number }) {
     const base = tmpdir(name);

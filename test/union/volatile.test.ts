@@ -9,8 +9,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { alive, mountWith, STRATA, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
+import { describe, expect, it } from 'vitest';
+import { alive, cleanupsAfterEach, type Mounted, mountWith, STRATA, tmpdir, waitFor } from '../helpers/mount.js';
 const TRACING = '/sys/kernel/tracing';
 
 /** Inode numbers on device `dev` (major,minor) that an fsync reached while `during` ran. */
@@ -33,10 +33,7 @@ function syncedInodes(dev: string, during: () => void): Set<number> {
 }
 
 describe('volatile union mounts', () => {
-  const cleanups: Array<() => Promise<void> | void> = [];
-  afterEach(async () => {
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const cleanups = cleanupsAfterEach();
 
   /** A lower dir on the host, and upper/work dirs on an ext4 of the test's own. */
   function setup(name: string) {
