@@ -88,6 +88,26 @@ describe('upper-change journal', () => {
     expect(strata('index', 'check', '--index', e.index).status).toBe(0);
   });
 
+  it('a record that fails takes no other of its batch with it, and the next mount repairs the journal', async () => {
+    const e = setup();
+    const m = mount(e, ',journal_delay_ms=600000');
+    // A trigger (written from outside, as a damaged or full index would fail) refuses one record.
+    const db = new Database(e.index);
+    db.exec(`CREATE TRIGGER refuse BEFORE INSERT ON changes WHEN NEW.path = '/data/bad.txt' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    db.close();
+    for (const f of ['good1.txt', 'bad.txt', 'good2.txt']) fs.writeFileSync(`${e.mnt}/data/${f}`, f);
+    settleMount(e.mnt);
+    expect(recorded(e)).toEqual(['C /data', 'A /data/good1.txt', 'A /data/good2.txt']);
+    const db2 = new Database(e.index);
+    db2.exec('DROP TRIGGER refuse');
+    db2.close();
+    await umount(m);
+    // Left marked unfinished: rebuilt from the upper dir by the next mount.
+    await umount(mount(e));
+    expect(recorded(e)).toEqual(['C /data', 'A /data/bad.txt', 'A /data/good1.txt', 'A /data/good2.txt']);
+    expect(strata('index', 'check', '--index', e.index).status).toBe(0);
+  });
+
   it('records scripted changes as docker diff shows them, and agrees with the upper dir', async () => {
     const e = setup();
     const m = mount(e);
