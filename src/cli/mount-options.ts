@@ -25,10 +25,10 @@ export interface MountFlags {
   'log-file'?: string;
 }
 
-function seconds(v: string | undefined, name: string, dflt: number): number {
+function seconds(v: string | undefined, option: string, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: not a number of seconds: ${v}`);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`${option}: not a number of seconds: ${v}`);
   return n;
 }
 
@@ -47,12 +47,14 @@ export function splitO(list: string[] | undefined): Map<string, string> {
 
 export function serveOptions(f: MountFlags, defaults: { timeout: number }): ServeOptions {
   const o = splitO(f.o);
+  // fuse-overlayfs's -o timeout=S: both cache lifetimes (the flags below still win).
+  const timeout = seconds(o.get('timeout'), '-o timeout', defaults.timeout);
   return {
     allowOther: o.has('allow_other'),
     readOnly: o.has('ro'),
     passthrough: !f['no-passthrough'],
-    timeouts: { entry: seconds(f['entry-timeout'], 'entry-timeout', defaults.timeout), attr: seconds(f['attr-timeout'], 'attr-timeout', defaults.timeout) },
-    negativeTimeout: seconds(f['negative-timeout'], 'negative-timeout', 0),
+    timeouts: { entry: seconds(f['entry-timeout'], '--entry-timeout', timeout), attr: seconds(f['attr-timeout'], '--attr-timeout', timeout) },
+    negativeTimeout: seconds(f['negative-timeout'], '--negative-timeout', 0),
   };
 }
 

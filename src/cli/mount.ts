@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { mountContainer } from '../containers/lifecycle.js';
 import { mountpointPath } from '../fuse/mount.js';
 import { PathIndex } from '../index/path-index.js';
-import { UnionFs } from '../union/union-fs.js';
+import { UnionFs, UPPER_TIMEOUT_S } from '../union/union-fs.js';
 import { log } from '../util/log.js';
 import { reportReady, spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } from './mount-options.js';
@@ -86,6 +86,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const upper = flags.upper ?? o.get('upperdir');
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
+  const opts = serveOptions(flags, { timeout: UPPER_TIMEOUT_S });
   // Check the layers before forking, so the caller sees what is wrong.
   const fsys = new UnionFs({
     lowers,
@@ -96,6 +97,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     journalDelayMs: journalDelayOf(o),
     volatile: volatileOf(o),
     syncCopyUp: o.has('sync_copyup'),
+    upperTimeouts: opts.timeouts,
   });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
@@ -104,7 +106,6 @@ export async function mountCommand(argv: string[]): Promise<number> {
     process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
     return 0;
   }
-  const opts = serveOptions(flags, { timeout: 1 });
   try {
     if (indexFile) fsys.attachIndex(indexFile);
     fsys.starting();

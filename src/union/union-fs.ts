@@ -61,6 +61,14 @@ type Node = Inode<UNode>;
 /** Lower layers never change, so the kernel may keep what it learned about them. */
 const LOWER_TIMEOUTS: Timeouts = { entry: 86400, attr: 86400 };
 
+/**
+ * The upper dir changes only through the mount (overlayfs forbids changing layers under a
+ * mount), and the kernel learns of each change from the request that makes it, so it may
+ * keep upper objects as long (fuse-overlayfs keeps everything for 1e9 s). With 1 s, every
+ * path walk through a copied-up directory cost a GETATTR once a second had passed.
+ */
+export const UPPER_TIMEOUT_S = 86400;
+
 /** How long a journal record may wait for others to share its transaction, and how many. */
 const JOURNAL_DELAY_MS = 5;
 const JOURNAL_BATCH = 256;
@@ -90,7 +98,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
     const durable = opts.volatile ? 'never' : opts.syncCopyUp ? 'before' : 'behind';
     this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)), durable);
-    this.upperTimeouts = opts.upperTimeouts ?? { entry: 1, attr: 1 };
+    this.upperTimeouts = opts.upperTimeouts ?? { entry: UPPER_TIMEOUT_S, attr: UPPER_TIMEOUT_S };
   }
 
   /**
