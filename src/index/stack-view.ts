@@ -14,6 +14,8 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 /** The largest directory (in rows: names x layers) whose listing a lookup loads at once. */
 const LISTED_ROWS = 2_048;
+/** A one-name query costs about what a listing costs for this many names (~10 us / ~1.2 us). */
+const NAMES_PER_QUERY = 8;
 
 /** One layer's entry for a path, as the union needs it. */
 export interface LowerRow extends RowAttrs {
@@ -63,11 +65,12 @@ export class StackView {
   private readonly listStmt: Statement;
   private readonly linkStmt: Statement;
   private readonly nameStmt: Statement;
+  private readonly countStmt: Statement;
   private readonly listBoundedStmt: Statement;
   private readonly childCache = new HotCache<string, PathRows | null>(4_096);
   private readonly listCache = new HotCache<number, Map<string, PathRows>>(64);
-  /** Names found one by one per directory (see child()). */
-  private readonly found = new HotCache<number, number>(1_024);
+  /** One-name queries spent per directory, and how many its listing is worth (see child()). */
+  private readonly singles = new HotCache<number, { queries: number; worth: number }>(1_024);
   /** Union paths resolved in the lower layers alone (the journal asks per change). */
   private readonly pathCache = new HotCache<string, LowerObject | null>(4_096);
   private rootObject: LowerObject | undefined;
@@ -83,6 +86,7 @@ export class StackView {
     this.listBoundedStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? LIMIT ?`).raw(true);
     this.linkStmt = db.prepare('SELECT path FROM entries WHERE layer = ? AND ino = ? AND nlink > 1 AND (mode & 61440) = 32768');
     this.nameStmt = db.prepare('SELECT parent, name FROM names WHERE id = ?');
+    this.countStmt = db.prepare(`SELECT count(*) FROM (SELECT 1 FROM names WHERE parent = ? LIMIT ${LISTED_ROWS + 1})`).pluck();
   }
 
   get depth(): number {
@@ -116,11 +120,12 @@ export class StackView {
 
   /**
    * The rows of parent/name in this stack's layers, top first; undefined if none has it.
-   * Once two names were found in a directory, the next lookup loads its whole listing (up
-   * to LISTED_ROWS rows, once): a walk, `stat` of many files or a script going through a
-   * directory then costs one query instead of one per name (a one-name query is ~7 us, a
-   * listing ~2.5 us a row). Names not found do not count: a rename or create looks up one
-   * name that is there and one that is not, and a listing for that pair cost more than it saved.
+   * A directory's whole listing (up to LISTED_ROWS rows, loaded once) answers every later
+   * lookup there at ~1 us, but costs ~1.2 us a row against ~10 us for a one-name query. So
+   * it is loaded once the one-name queries spent in the directory add up to what it costs
+   * (its names / NAMES_PER_QUERY, counted at the second lookup): a walk or `stat` of a
+   * whole directory pays at most twice the listing, while a chmod or rename of a few files
+   * in a big directory no longer loads one (a rename looks up two names, the second absent).
    */
   child(parentIx: number, name: string): PathRows | undefined {
     const listed = this.listCache.get(parentIx);
@@ -128,8 +133,13 @@ export class StackView {
     const key = `${parentIx}/${name}`;
     const hit = this.childCache.get(key);
     if (hit !== undefined) return hit ?? undefined;
-    if (this.found.get(parentIx) === 2) {
-      this.found.set(parentIx, 3);
+    const spent = this.singles.get(parentIx) ?? { queries: 0, worth: Infinity };
+    this.singles.set(parentIx, spent);
+    if (++spent.queries === 2) {
+      const names = this.countStmt.get(parentIx) as number;
+      spent.worth = names > LISTED_ROWS ? Infinity : Math.max(2, Math.ceil(names / NAMES_PER_QUERY));
+    }
+    if (spent.queries === spent.worth) {
       const all = this.listing(parentIx, this.listBoundedStmt.all(parentIx, LISTED_ROWS + 1) as RawRow[], LISTED_ROWS);
       if (all) return all.get(name);
     }
@@ -142,8 +152,6 @@ export class StackView {
     }
     const out = rows.length ? { ix, rows: rows.sort((a, b) => a.layer - b.layer) } : undefined;
     this.childCache.set(key, out ?? null);
-    const seen = this.found.get(parentIx) ?? 0;
-    if (out && seen < 2) this.found.set(parentIx, seen + 1);
     return out;
   }
 
