@@ -7,7 +7,7 @@
 // work dir); -o index=off probes the layers on disk instead. -o follow_copyup: read-only
 // opens of lower files see a later copy-up's data, as overlayfs's do (reads go through the
 // daemon instead of passthrough). -o journal_delay_ms=N: how long the path index's record
-// of a change may wait to share a transaction (default 5). -o volatile (or fuse-overlayfs's
+// of a change may wait to share a transaction (default 100). -o volatile (or fuse-overlayfs's
 // -o fsync=0): nothing written through the mount is fsynced (src/union/volatile.ts).
 // -o sync_copyup: a copy-up's data is fsynced before the request that made it is answered
 // (by default it lands behind it: src/union/landing.ts).
