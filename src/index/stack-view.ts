@@ -14,8 +14,8 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 /** The largest directory (in rows: names x layers) whose listing a lookup loads at once. */
 const LISTED_ROWS = 2_048;
-/** A one-name query costs about what a listing costs for this many names (~10 us / ~1.2 us). */
-const NAMES_PER_QUERY = 8;
+/** A one-name query costs about what a listing costs for this many names (~10 us / ~3 us, in the daemon). */
+const NAMES_PER_QUERY = 3;
 
 /** One layer's entry for a path, as the union needs it. */
 export interface LowerRow extends RowAttrs {
@@ -121,7 +121,7 @@ export class StackView {
   /**
    * The rows of parent/name in this stack's layers, top first; undefined if none has it.
    * A directory's whole listing (up to LISTED_ROWS rows, loaded once) answers every later
-   * lookup there at ~1 us, but costs ~1.2 us a row against ~10 us for a one-name query. So
+   * lookup there at ~1 us, but costs ~3 us a name against ~10 us for a one-name query. So
    * it is loaded once the one-name queries spent in the directory add up to what it costs
    * (its names / NAMES_PER_QUERY, counted at the second lookup): a walk or `stat` of a
    * whole directory pays at most twice the listing, while a chmod or rename of a few files
