@@ -62,6 +62,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("mknod", js_mknod),
       FN("renameat2", js_renameat2),
       FN("lgetxattr", js_lgetxattr),
+      FN("lgetxattrOrErrno", js_lgetxattr_or_errno),
       FN("lsetxattr", js_lsetxattr),
       FN("llistxattr", js_llistxattr),
       FN("lremovexattr", js_lremovexattr),

@@ -31,6 +31,7 @@ DECL(js_lstat);
 DECL(js_fstat);
 /* xattr.c */
 DECL(js_lgetxattr);
+DECL(js_lgetxattr_or_errno);
 DECL(js_lsetxattr);
 DECL(js_llistxattr);
 DECL(js_lremovexattr);

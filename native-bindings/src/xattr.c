@@ -73,7 +73,11 @@ static bool get_target(napi_env env, napi_value v, bool by_fd, target_t *t,
   return true;
 }
 
-static napi_value do_get(napi_env env, napi_callback_info info, bool by_fd) {
+/* or_errno: a failure is returned as its errno (a number) instead of thrown:
+ * "no such attribute" is an ordinary answer on hot paths, and building a JS
+ * error for it costs more than the syscall. */
+static napi_value do_get(napi_env env, napi_callback_info info, bool by_fd,
+                         bool or_errno) {
   napi_value argv[2], r = NULL;
   target_t t;
   str_arg path, name;
@@ -86,7 +90,10 @@ static napi_value do_get(napi_env env, napi_callback_info info, bool by_fd) {
   }
   char stack[FIRST_TRY], *data;
   ssize_t n = read_sized(t_get, &t, name.s, stack, &data);
-  if (n < 0)
+  if (n < 0 && or_errno) {
+    if (napi_create_int32(env, errno, &r) != napi_ok)
+      r = throw_napi_failure(env, napi_generic_failure);
+  } else if (n < 0)
     throw_errno(env, errno, by_fd ? "fgetxattr" : "lgetxattr", t.path, NULL);
   else if (napi_create_buffer_copy(env, (size_t)n, data, NULL, &r) != napi_ok)
     r = throw_napi_failure(env, napi_generic_failure);
@@ -181,10 +188,13 @@ static napi_value do_remove(napi_env env, napi_callback_info info,
 }
 
 napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
-  return do_get(env, info, false);
+  return do_get(env, info, false, false);
+}
+napi_value js_lgetxattr_or_errno(napi_env env, napi_callback_info info) {
+  return do_get(env, info, false, true);
 }
 napi_value js_fgetxattr(napi_env env, napi_callback_info info) {
-  return do_get(env, info, true);
+  return do_get(env, info, true, false);
 }
 napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   return do_list(env, info, false);

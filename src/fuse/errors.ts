@@ -37,3 +37,6 @@ export function errnoNumber(code: keyof typeof constants.errno): number {
  * costs more than the lstat that found nothing.
  */
 export const ENOENT_ERROR = new FsError('ENOENT');
+
+/** A shared ENODATA: "no such attribute" is what most getxattr requests hear (security.capability). */
+export const ENODATA_ERROR = new FsError('ENODATA');

@@ -79,6 +79,8 @@ export interface NativeBinding {
   mknod(path: NativePath, mode: number, major: number, minor: number): void;
   renameat2(oldPath: NativePath, newPath: NativePath, flags: number): void;
   lgetxattr(path: NativePath, name: string | Uint8Array): Buffer;
+  /** lgetxattr that returns the errno (a positive number) instead of throwing, as lstat does. */
+  lgetxattrOrErrno(path: NativePath, name: string | Uint8Array): Buffer | number;
   lsetxattr(path: NativePath, name: string | Uint8Array, value: Uint8Array, flags: number): void;
   llistxattr(path: NativePath): string[];
   lremovexattr(path: NativePath, name: string | Uint8Array): void;

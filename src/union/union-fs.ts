@@ -5,7 +5,8 @@
 // contents through trusted.overlay.redirect.
 
 import * as fs from 'node:fs';
-import { fsError } from '../fuse/errors.js';
+import { constants } from 'node:os';
+import { ENODATA_ERROR, fsError } from '../fuse/errors.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
@@ -28,6 +29,7 @@ import { LayerStack, type StackSpec } from './stack.js';
 import { finishVolatile, markVolatile, refuseUnfinishedVolatile } from './volatile.js';
 
 const C = fs.constants;
+const { ENODATA } = constants.errno;
 
 export interface UnionOptions extends StackSpec {
   passthrough?: boolean;
@@ -591,7 +593,19 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   getxattr(_ctx: Context, node: Node, name: string): Buffer {
     const stored = xattrOnDisk(name);
-    if (stored === undefined) throw fsError('ENODATA');
+    if (stored === undefined) throw ENODATA_ERROR;
+    return this.xattrOf(node, stored);
+  }
+
+  /**
+   * The stored xattr, or the error reading it. ENODATA is the common answer (the kernel asks
+   * for security.capability before the first write to each file): no error is built for it.
+   */
+  private xattrOf(node: Node, stored: string): Buffer {
+    const v = native.lgetxattrOrErrno(this.metaPath(node), stored);
+    if (typeof v !== 'number') return v;
+    if (v === ENODATA) throw ENODATA_ERROR;
+    // Rare: read again to throw the addon's error, which names the path and the syscall.
     return native.lgetxattr(this.metaPath(node), stored);
   }
 
@@ -615,9 +629,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
     this.writable();
     const stored = xattrOnDisk(name);
-    if (stored === undefined) throw fsError('ENODATA');
+    if (stored === undefined) throw ENODATA_ERROR;
     // Removing what is not there must fail before anything is copied up.
-    native.lgetxattr(this.metaPath(node), stored);
+    this.xattrOf(node, stored);
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
     return then(up, () => native.lremovexattr(this.upperPath(node), stored));
   }

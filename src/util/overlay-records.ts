@@ -2,6 +2,7 @@
 // `.wh.` markers) and the plain readers of them, in one place for the union
 // (src/union/markers.ts builds on these) and the path index, which records them as flags.
 
+import { constants } from 'node:os';
 import { native } from '../native/binding.js';
 
 export const XATTR_OPAQUE = 'trusted.overlay.opaque';
@@ -15,15 +16,18 @@ export const OCI_OPAQUE = '.wh..wh..opq';
 const S_IFMT = 0o170000;
 const S_IFCHR = 0o020000;
 
-/** An xattr's value, or undefined where it is not set or the filesystem has none. */
+const { ENODATA, ENOTSUP, EOPNOTSUPP } = constants.errno;
+
+/**
+ * An xattr's value, or undefined where it is not set or the filesystem has none. Asked on
+ * every lookup of an upper object, and mostly answered "not set": no error is built for it.
+ */
 export function xattrOrUndefined(p: string | Buffer, name: string): Buffer | undefined {
-  try {
-    return native.lgetxattr(p, name);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENODATA' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
-    throw e;
-  }
+  const v = native.lgetxattrOrErrno(p, name);
+  if (typeof v !== 'number') return v;
+  if (v === ENODATA || v === ENOTSUP || v === EOPNOTSUPP) return undefined;
+  // Rare: read again to throw the addon's error, which names the path and the syscall.
+  return native.lgetxattr(p, name);
 }
 
 /** What the records need of an object's stat, from Node's stats or the addon's: its type, and a device's number. */

@@ -46,6 +46,13 @@ describe('path xattrs (l*)', () => {
     expect([r.code, r.syscall]).toEqual(['ENODATA', 'lremovexattr']);
   });
 
+  it('lgetxattrOrErrno returns the value, or the errno instead of throwing', () => {
+    native.lsetxattr(file, 'user.color', Buffer.from('blue'), 0);
+    expect(native.lgetxattrOrErrno(file, 'user.color')).toEqual(Buffer.from('blue'));
+    expect(native.lgetxattrOrErrno(file, 'user.missing')).toBe(os.constants.errno.ENODATA);
+    expect(native.lgetxattrOrErrno(path.join(dir, 'nothing'), 'user.color')).toBe(os.constants.errno.ENOENT);
+  });
+
   it('honours XATTR_CREATE and XATTR_REPLACE', () => {
     const e1 = thrown(() => native.lsetxattr(file, 'user.a', Buffer.from('1'), XATTR_REPLACE));
     expect([e1.code, e1.errno, e1.syscall]).toEqual(['ENODATA', -61, 'lsetxattr']);
