@@ -23,7 +23,7 @@ function imageLayers(name: string, root: string | undefined): string[] {
   const store = ImageStore.open(root);
   try {
     const image = store.resolveImage(name);
-    return [...image.layers].reverse().map((d) => store.paths.layerDir(d));
+    return store.lowerDirs(image);
   } finally {
     store.close();
   }

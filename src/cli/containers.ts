@@ -12,6 +12,7 @@ import { mountStatus } from '../containers/mount-state.js';
 import type { ImageStore } from '../store/images.js';
 import { formatReference, shortId } from '../store/reference.js';
 import { humanAge, listingOptions, renderListing, type Row } from './format.js';
+import { indexImage } from './index-layers.js';
 import { phaseProgress } from './progress.js';
 import { forEachReported, out, parse, withStore, writeArchive } from './store-args.js';
 
@@ -128,15 +129,17 @@ export async function commitCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length < 1 || positionals.length > 2) throw new Error('usage: strata commit [-m MSG] [-a AUTHOR] [--compress] CONTAINER [REPO[:TAG]]');
   const draw = phaseProgress();
-  const r = await withStore(values.root, (s) =>
-    commitContainer(s, positionals[0]!, {
+  const r = await withStore(values.root, async (s) => {
+    const committed = await commitContainer(s, positionals[0]!, {
       reference: positionals[1],
       message: values.message,
       author: values.author,
       compress: !!values.compress,
       onProgress: draw && ((p) => draw(p.phase === 'writing' ? 'Writing layer' : 'Extracting  ', p.bytes, p.total)),
-    }),
-  );
+    });
+    indexImage(s, committed.imageId);
+    return committed;
+  });
   out(`${r.imageId}\n`);
   return 0;
 }

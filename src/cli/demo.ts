@@ -42,7 +42,7 @@ export async function demoCommand(): Promise<number> {
   try {
     const id = await loadDemoImage(store);
     const image = store.resolveImage(DEMO_REFERENCE);
-    const lowers = [...image.layers].reverse().map((d) => store.paths.layerDir(d));
+    const lowers = store.lowerDirs(image);
     show(`loaded ${DEMO_REFERENCE} (${id.slice(7, 19)}) into a scratch store`, [`${image.layers.length} layer(s), ${image.size} bytes`, ...lowers.map((l) => `layer dir ${l}`)]);
 
     const pid = await spawnDaemon(['mount', '--lower', lowers.join(':'), '--upper', upper, '--work', work, mnt]);

@@ -11,6 +11,7 @@ import { parsePlatform } from '../store/platform.js';
 import { formatReference, shortId } from '../store/reference.js';
 import { saveImages, type SaveFormat } from '../store/save.js';
 import { humanAge, humanSize, listingOptions, referenceGlob, renderFormat, renderListing, type Row } from './format.js';
+import { indexImage } from './index-layers.js';
 import { layerProgress } from './progress.js';
 import { forEachReported, out, parse, withStore, writeArchive } from './store-args.js';
 
@@ -37,9 +38,11 @@ export async function loadCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { input: { type: 'string', short: 'i' }, platform: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
   const input = values.input && values.input !== '-' ? values.input : process.stdin;
   if (input === process.stdin && process.stdin.isTTY) throw new Error('requested load from stdin, but stdin is a terminal (use -i FILE)');
-  const loaded = await withStore(values.root, (s) =>
-    loadImages(s, input, { platform: values.platform ? parsePlatform(values.platform) : undefined, onProgress: values.quiet ? undefined : layerProgress() }),
-  );
+  const loaded = await withStore(values.root, async (s) => {
+    const images = await loadImages(s, input, { platform: values.platform ? parsePlatform(values.platform) : undefined, onProgress: values.quiet ? undefined : layerProgress() });
+    for (const img of images) indexImage(s, img.id);
+    return images;
+  });
   for (const img of loaded) {
     if (img.tags.length) for (const t of img.tags) out(`Loaded image: ${formatReference(t)}\n`);
     else out(`Loaded image ID: ${img.id}\n`);
@@ -61,9 +64,13 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw new Error('usage: strata import FILE|- [NAME[:TAG]]');
   const [file, name] = positionals as [string, string | undefined];
   const input = file === '-' ? process.stdin : fs.createReadStream(file);
-  const id = await withStore(values.root, (s) => importTarball(s, input, { reference: name, source: file, comment: values.message, inputSize: file === '-' ? undefined : fs.statSync(file).size }).catch((e: Error) => {
-    throw new Error(`${file}: ${e.message}`);
-  }));
+  const id = await withStore(values.root, async (s) => {
+    const imported = await importTarball(s, input, { reference: name, source: file, comment: values.message, inputSize: file === '-' ? undefined : fs.statSync(file).size }).catch((e: Error) => {
+      throw new Error(`${file}: ${e.message}`);
+    });
+    indexImage(s, imported);
+    return imported;
+  });
   out(`${id}\n`);
   return 0;
 }
@@ -209,7 +216,11 @@ export async function pruneCommand(argv: string[]): Promise<number> {
 
 export async function loadDemoCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
-  const id = await withStore(values.root, (s) => loadDemoImage(s));
+  const id = await withStore(values.root, async (s) => {
+    const demo = await loadDemoImage(s);
+    indexImage(s, demo);
+    return demo;
+  });
   out(`Loaded image: demo:latest\n${id}\n`);
   return 0;
 }

@@ -16,10 +16,10 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { mountContainer } from '../containers/lifecycle.js';
 import { mountpointPath } from '../fuse/mount.js';
-import { PathIndex } from '../index/path-index.js';
 import { UnionFs, UPPER_TIMEOUT_S } from '../union/union-fs.js';
 import { log } from '../util/log.js';
 import { reportReady, spawnDaemon } from './daemon.js';
+import { indexLayers } from './index-layers.js';
 import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } from './mount-options.js';
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
@@ -49,20 +49,6 @@ export function indexFileOf(o: Map<string, string>, work: string | undefined): s
   if (v === 'off') return undefined;
   if (v) return path.resolve(v);
   return work ? path.join(path.resolve(work), 'stratafs-index.db') : undefined;
-}
-
-/** Indexes layers not yet in the index, with a progress line on a terminal, before the daemon starts. */
-function indexLayers(file: string, lowers: string[]): void {
-  const index = PathIndex.open(file);
-  try {
-    const tty = process.stderr.isTTY;
-    index.stack(lowers, (dir, n) => {
-      if (tty) process.stderr.write(`\r\x1b[2Kindexing ${dir}: ${n} entries`);
-    });
-    if (tty) process.stderr.write('\r\x1b[2K');
-  } finally {
-    index.close();
-  }
 }
 
 /** overlayfs's lowerdir list: colon separated, `\:` for a colon inside a path. */

@@ -68,7 +68,7 @@ export async function mountContainer(store: ImageStore, ref: string, target: str
     // ours at that path. A dead one is cleared by the daemon before it mounts.
     const there = mountAt(mnt);
     if (there && !isStale(mnt)) throw new Error(`${mnt}: already a mount point (${there.fstype} ${there.source}); unmount it first (EBUSY)`);
-    const lowers = [...image.layers].reverse().map((d) => store.paths.layerDir(d));
+    const lowers = store.lowerDirs(image);
     opts.beforeSpawn?.(lowers);
     const args = ['mount', '--lower', lowerList(lowers), '--upper', dirs.upper, '--work', dirs.work];
     if (opts.indexFile) args.push('-o', `index=${opts.indexFile}`);

@@ -33,7 +33,7 @@ export class ContainerView {
     if (!image) throw new Error(`container ${container.name}: its image ${container.imageId} is gone from the store`);
     this.dirs = new ContainerDirs(store.paths, container.id);
     if (!fs.existsSync(this.dirs.upper)) throw new Error(`${this.dirs.upper}: container layer is missing (ENOENT)`);
-    const lowers = [...image.layers].reverse().map((d) => store.paths.layerDir(d));
+    const lowers = store.lowerDirs(image);
     this.stack = new LayerStack({ lowers, upper: this.dirs.upper, work: scratch });
   }
 

@@ -184,6 +184,11 @@ export class ImageStore {
     return { ...r, config: Buffer.from(r.config), layers, tags, size };
   }
 
+  /** An image's layer dirs, top first (overlayfs's lowerdir order). */
+  lowerDirs(image: ImageRecord): string[] {
+    return [...image.layers].reverse().map((d) => this.paths.layerDir(d));
+  }
+
   /** Every image, newest first (by the config's created time, then load time). */
   images(): ImageRecord[] {
     const ids = this.db.prepare('SELECT id FROM images ORDER BY COALESCE(created, loaded) DESC, loaded DESC').all() as Array<{ id: string }>;

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PathIndex } from '../../src/index/path-index.js';
 import { STRATA, tmpdir } from '../helpers/mount.js';
 import { layerTar } from './helpers.js';
 
@@ -72,6 +73,15 @@ describe('strata image commands', () => {
     fs.writeFileSync(rootfs, layerTar({ 'etc/motd': 'hello\n' }));
     expect(ok(['import', rootfs, 'flat:1'])).toMatch(/^sha256:[0-9a-f]{64}\n$/);
     expect(ok(['images', 'flat', '--format', '{{.Repository}}:{{.Tag}} {{.Size}}'])).toBe('flat:1 6B\n');
+    // The store indexes the layers it takes in, so a first mount has nothing to walk.
+    const layersOf = (ref: string): string[] => (JSON.parse(ok(['image', 'inspect', ref])) as Array<{ RootFS: { Layers: string[] } }>)[0]!.RootFS.Layers.map((d) => d.slice('sha256:'.length));
+    const index = PathIndex.open(path.join(work, 'store', 'index.db'));
+    try {
+      const indexed = index.stats().layers.filter((l) => l.complete).map((l) => path.basename(l.dir));
+      expect(indexed).toEqual(expect.arrayContaining([...layersOf('demo:v1'), ...layersOf('flat:1')]));
+    } finally {
+      index.close();
+    }
   });
 
   it('rmi prints Untagged/Deleted lines, fails for unknown images; prune', () => {

@@ -1,0 +1,36 @@
+// Layers go into the path index when the store takes them in (load, import, commit, the demo
+// image), while their files are still in the page cache, so the first mount of an image does
+// not walk them first; a mount indexes whatever is still missing (layers of older stores,
+// plain `--lower` dirs) the same way.
+
+import { PathIndex } from '../index/path-index.js';
+import type { ImageStore } from '../store/images.js';
+import { log } from '../util/log.js';
+
+/** Indexes the layer dirs of a stack (top first) and the stack itself, with a progress line on a terminal. */
+export function indexLayers(file: string, lowers: readonly string[]): void {
+  const index = PathIndex.open(file);
+  try {
+    const tty = process.stderr.isTTY;
+    index.stack(lowers, (dir, n) => {
+      if (tty) process.stderr.write(`\r\x1b[2Kindexing ${dir}: ${n} entries`);
+    });
+    if (tty) process.stderr.write('\r\x1b[2K');
+  } finally {
+    index.close();
+  }
+}
+
+/**
+ * Indexes an image the store has just taken in. The image is in the store whatever happens
+ * here: a failure is logged, and its first mount indexes the layers instead.
+ */
+export function indexImage(store: ImageStore, imageId: string): void {
+  const image = store.image(imageId);
+  if (!image) return;
+  try {
+    indexLayers(store.paths.indexFile, store.lowerDirs(image));
+  } catch (e) {
+    log.warn({ err: e, image: imageId, index: store.paths.indexFile }, 'could not index the image now: its first mount will');
+  }
+}
