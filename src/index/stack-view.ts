@@ -71,6 +71,8 @@ export class StackView {
   private readonly listCache = new HotCache<number, Map<string, PathRows>>(64);
   /** One-name queries spent per directory, and how many its listing is worth (see child()). */
   private readonly singles = new HotCache<number, { queries: number; worth: number }>(1_024);
+  /** The directory of the last name a one-name query found (see child()). */
+  private lastFound = -1;
   /** Union paths resolved in the lower layers alone (the journal asks per change). */
   private readonly pathCache = new HotCache<string, LowerObject | null>(4_096);
   private rootObject: LowerObject | undefined;
@@ -123,9 +125,11 @@ export class StackView {
    * A directory's whole listing (up to LISTED_ROWS rows, loaded once) answers every later
    * lookup there at ~1 us, but costs ~3 us a name against ~10 us for a one-name query. So
    * it is loaded once the one-name queries spent in the directory add up to what it costs
-   * (its names / NAMES_PER_QUERY, counted at the second lookup): a walk or `stat` of a
-   * whole directory pays at most twice the listing, while a chmod or rename of a few files
-   * in a big directory no longer loads one (a rename looks up two names, the second absent).
+   * (its names / NAMES_PER_QUERY, counted at the second lookup): `stat` of a whole
+   * directory pays at most twice the listing, while a chmod or rename of a few files in a
+   * big directory no longer loads one. Sooner when two names are found one right after the
+   * other in the same directory: a script going through it (a rename's second lookup, of a
+   * name not there yet, does not count).
    */
   child(parentIx: number, name: string): PathRows | undefined {
     const listed = this.listCache.get(parentIx);
@@ -152,6 +156,10 @@ export class StackView {
     }
     const out = rows.length ? { ix, rows: rows.sort((a, b) => a.layer - b.layer) } : undefined;
     this.childCache.set(key, out ?? null);
+    if (out) {
+      if (this.lastFound === parentIx && spent.worth !== Infinity) spent.worth = Math.min(spent.worth, spent.queries + 1);
+      this.lastFound = parentIx;
+    }
     return out;
   }
 
