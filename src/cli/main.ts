@@ -87,7 +87,25 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`strata: unknown command '${cmd}'\n\n${help}`);
     return 2;
   }
+  // `strata CMD --help`: the entries of the help that are about CMD (before a `--`, which
+  // ends the options).
+  const opts = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (opts.includes('--help') || opts.includes('-h')) {
+    process.stdout.write(helpFor(cmd));
+    return 0;
+  }
   return run(rest);
+}
+
+/** The help's entries (a `strata ...` line and the indented lines under it) that name `strata CMD`. */
+function helpFor(cmd: string): string {
+  const entries: string[][] = [];
+  for (const line of help.split('\n')) {
+    if (/^ {2}strata /.test(line)) entries.push([line]);
+    else if (/^ {4,}/.test(line) && entries.length > 0) entries[entries.length - 1]!.push(line);
+  }
+  const names = new RegExp(`\\bstrata ${cmd}(?![\\w-])`);
+  return entries.filter((e) => names.test(e[0]!)).map((e) => e.join('\n') + '\n').join('');
 }
 
 main(process.argv.slice(2)).then(

@@ -113,6 +113,20 @@ describe('mount lifecycle', () => {
     expect(isMounted(mnt)).toBe(false);
   });
 
+  it('CMD --help prints the lines of the help about that command', () => {
+    for (const [args, want, notWant] of [
+      [['bench', '--help'], /strata bench \[--drivers/, /strata load/],
+      [['load', '-h'], /strata load \[-i FILE\|DIR\]/, /strata bench/],
+      [['mount', '--help'], /strata mount CONTAINER PATH/, /strata rmi/],
+      [['inspect', '--help'], /strata image inspect/, /strata tag/],
+    ] as Array<[string[], RegExp, RegExp]>) {
+      const r = spawnSync(STRATA, args, { encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toMatch(want);
+      expect(r.stdout, args.join(' ')).not.toMatch(notWant);
+    }
+  });
+
   it('--version answers (container tools call it)', () => {
     const r = spawnSync(STRATA, ['--version'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
