@@ -45,18 +45,23 @@ static ssize_t read_sized(reader_fn fn, const target_t *t, const char *name,
   for (int i = 0; i < MAX_RETRIES; i++) {
     ssize_t size = fn(t, name, NULL, 0);
     if (size < 0) return -1;
-    char *heap = malloc(size ? (size_t)size : 1);
+    /* Never a read of size 0: that is a size query again, whose answer (the
+     * value may have grown meanwhile) would be taken as bytes read. */
+    size_t cap = size ? (size_t)size : 1;
+    char *heap = malloc(cap);
     if (!heap) {
       errno = ENOMEM;
       return -1;
     }
-    n = fn(t, name, heap, (size_t)size);
+    n = fn(t, name, heap, cap);
     if (n >= 0) {
       *out = heap;
       return n;
     }
+    int err = errno;
     free(heap);
-    if (errno != ERANGE) return -1;
+    errno = err;
+    if (err != ERANGE) return -1;
   }
   errno = ERANGE;
   return -1;
