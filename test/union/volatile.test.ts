@@ -13,10 +13,20 @@ import { describe, expect, it } from 'vitest';
 import { alive, cleanupsAfterEach, type Mounted, mountWith, STRATA, tmpdir, waitFor } from '../helpers/mount.js';
 const TRACING = '/sys/kernel/tracing';
 
-/** Inode numbers on device `dev` (major,minor) that an fsync reached while `during` ran. */
+/**
+ * Inode numbers on device `dev` (major,minor) that an fsync reached while `during` ran.
+ * A machine that has not mounted tracefs gets it mounted for the while, and unmounted again.
+ */
 function syncedInodes(dev: string, during: () => void): Set<number> {
+  const mounted = !fs.existsSync(path.join(TRACING, 'instances'));
+  if (mounted) execFileSync('mount', ['-t', 'tracefs', 'nodev', TRACING]);
   const inst = path.join(TRACING, 'instances', `strata-test-${process.pid}-${Date.now()}`);
-  fs.mkdirSync(inst);
+  try {
+    fs.mkdirSync(inst);
+  } catch (e) {
+    if (mounted) execFileSync('umount', [TRACING]);
+    throw e;
+  }
   try {
     const ev = path.join(inst, 'events/ext4/ext4_sync_file_enter');
     fs.writeFileSync(path.join(ev, 'enable'), '1');
@@ -29,6 +39,7 @@ function syncedInodes(dev: string, during: () => void): Set<number> {
     return out;
   } finally {
     fs.rmdirSync(inst);
+    if (mounted) execFileSync('umount', [TRACING]);
   }
 }
 
