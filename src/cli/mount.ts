@@ -83,7 +83,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
     journalDelayMs: journalDelayOf(o),
     volatile: volatileOf(o),
     syncCopyUp: o.has('sync_copyup'),
-    upperTimeouts: opts.timeouts,
+    timeouts: opts.timeouts,
   });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {

@@ -67,9 +67,22 @@ export interface DirEntry {
   mode: number;
 }
 
+/** What the bridge gives a filesystem that changes objects on its own (see FileSystem.serving). */
+export interface Served<D> {
+  /** The root inode, where walks over inodes the kernel knows start. */
+  readonly root: Inode<D>;
+  /**
+   * The object's attributes changed without a request about it (a side effect on another
+   * inode): the kernel is told to ask again, shortly and once for several changes.
+   */
+  attrsChanged(node: Inode<D>): void;
+}
+
 export interface FileSystem<D = unknown, H = unknown> {
   /** Attributes and state of the root directory. */
   root(): { attr: Attr; data: D };
+  /** Called once the inode table exists, before the first request. */
+  serving?(served: Served<D>): void;
   /** Per-inode cache timeouts; default: the bridge's options. */
   timeouts?(node: Inode<D>): Timeouts;
 

@@ -43,6 +43,9 @@ function killSuidgid(mode: number, fileGid: number, ctx: Context): number | unde
   return m === mode ? undefined : m & 0o7777;
 }
 
+/** How long a side effect on an inode's attributes may stay unknown to the kernel (see attrsChanged). */
+const STALE_ATTRS_MS = 10;
+
 /** Files with set-id bits: see opened(). */
 const SETID = 0o6000;
 
@@ -66,6 +69,28 @@ export class Bridge<D, H> implements RawFileSystem {
     const r = fs.root();
     this.table = new InodeTable<D>(r.attr.ino, r.data);
     this.defaults = opts.timeouts ?? { entry: 1, attr: 1 };
+    fs.serving?.({ root: this.table.root, attrsChanged: (node) => this.attrsChanged(node) });
+  }
+
+  /**
+   * Inodes whose attributes changed as a side effect, told to the kernel together after
+   * STALE_ATTRS_MS: a burst of copy-ups into one directory costs one notification and one
+   * GETATTR of it, not one per copy-up.
+   */
+  private readonly staleAttrs = new Set<number>();
+  private staleTimer: NodeJS.Timeout | undefined;
+
+  private attrsChanged(node: Inode<D>): void {
+    // Stand-ins (nodeid <= 0) are inodes the kernel does not know: it caches nothing of them.
+    if (node.nodeid <= 0 || !this.session) return;
+    this.staleAttrs.add(node.nodeid);
+    this.staleTimer ??= setTimeout(() => this.sendStaleAttrs(), STALE_ATTRS_MS).unref();
+  }
+
+  private sendStaleAttrs(): void {
+    this.staleTimer = undefined;
+    for (const id of this.staleAttrs) this.invalidateAttr(id);
+    this.staleAttrs.clear();
   }
 
   init(session: Session): void {

@@ -170,6 +170,7 @@ export class Session {
    * the notification needs, and both sides then wait for each other.
    */
   notify(msg: Buffer): void {
+    if (this.closed) return;
     try {
       native.writev(this.fd, [msg]);
     } catch (e) {

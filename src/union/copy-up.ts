@@ -124,6 +124,12 @@ export class CopyUp {
      * mount, volatile.ts).
      */
     private readonly durable: 'behind' | 'before' | 'never' = 'behind',
+    /**
+     * Told of an inode whose attributes a copy-up changed without a request about it: a
+     * directory copied up (its nlink, size, ctime are the new upper dir's), a parent that
+     * received a copy (its ctime, and nlink for a directory), a copy that landed (its ctime).
+     */
+    private readonly attrsChanged: (node: Inode<UNode>) => void = () => {},
   ) {
     this.links = new LinkNames(stack);
   }
@@ -148,12 +154,13 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyModeTimes(st, undefined, tmp);
-      this.install(tmp, node.path(), node.data.lowers[0]!, false);
+      this.install(tmp, node, node.data.lowers[0]!, false);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
     }
     node.data.upper = true;
+    this.attrsChanged(node);
   }
 
   /** By path, never by opening it: opening a fifo would block the daemon. */
@@ -166,19 +173,23 @@ export class CopyUp {
    * parent directory, so its times are put back as they were (overlayfs does the same),
    * unless the caller is about to change the parent itself.
    */
-  private install(tmp: HostPath, rel: string, from: LowerRef, changesParent: boolean): void {
+  private install(tmp: HostPath, node: Inode<UNode>, from: LowerRef, changesParent: boolean): void {
+    const rel = node.path();
     const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
     if (changesParent) put();
-    else this.keepingParentTimes(rel, put);
+    else this.keepingParentTimes(node.parent(), rel, put);
     this.installed(rel, from.path === rel);
   }
 
-  private keepingParentTimes(rel: string, change: () => void): void {
+  /** Makes a change in `rel`'s parent dir that is part of a copy-up: its times stay; its ctime does not, which the kernel is told. */
+  private keepingParentTimes(parent: Inode<UNode> | undefined, rel: string, change: () => void): void {
+
     const slash = rel.lastIndexOf('/');
-    const parent = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
-    const before = lstatHostOrThrow(parent);
+    const dir = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
+    const before = lstatHostOrThrow(dir);
     change();
-    native.utimens(parent, before.atime, before.atimensec, before.mtime, before.mtimensec, true);
+    native.utimens(dir, before.atime, before.atimensec, before.mtime, before.mtimensec, true);
+    if (parent) this.attrsChanged(parent);
   }
 
   /**
@@ -266,13 +277,17 @@ export class CopyUp {
         this.setOrigin(tmp, dataSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, dataRef, opts.changesParent === true);
+      this.install(tmp, node, dataRef, opts.changesParent === true);
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
       throw e;
     }
-    if (landing !== undefined) d.landing = this.stack.landings.start(landing, fstatHost(landing).ino, rel, dataSt.size > SMALL_COPY);
+    if (landing !== undefined) {
+      d.landing = this.stack.landings.start(landing, fstatHost(landing).ino, rel, dataSt.size > SMALL_COPY);
+      // Removing the mark as it lands changes the file's ctime.
+      void d.landing.done.then(() => this.attrsChanged(node));
+    }
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
     d.dataBlocks = d.metacopy ? dataSt.blocks : undefined;
@@ -288,9 +303,10 @@ export class CopyUp {
   private linkSiblings(ref: LowerRef, ino: bigint, copy: string): void {
     for (const [other, parents] of this.visibleNames(ref, ino)) {
       if (other === ref.path) continue;
-      this.dir(parents[parents.length - 1]!);
+      const parent = parents[parents.length - 1]!;
+      this.dir(parent);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
-      this.keepingParentTimes(other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
+      this.keepingParentTimes(parent, other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
       this.installed(other, false);
     }
   }
@@ -311,18 +327,24 @@ export class CopyUp {
     return out;
   }
 
-  /** Resolves a union path from the root into stand-in nodes (parents, leaf), or undefined if it is not visible. */
+  /**
+   * Resolves a union path from the root into nodes (parents, leaf), or undefined if it is
+   * not visible. A directory the kernel knows is taken as the real inode, not a stand-in:
+   * copying it up must mark that inode as in the upper dir, or its later lookups and
+   * listings would still read the lower layers alone (and show the lower file's attributes
+   * for the sibling just linked there). The leaf is always resolved afresh.
+   */
   private visible(rel: string): [Inode<UNode>[], Inode<UNode>] | undefined {
     const root = this.root();
     let cur = root;
     const chain: Inode<UNode>[] = [root];
     const parts = rel.split('/');
     try {
-      for (const name of parts) {
-        const r = resolveChild(this.stack, cur, name);
-        cur = standIn(cur, name, r.data);
+      parts.forEach((name, i) => {
+        const known = i < parts.length - 1 ? cur.child(name) : undefined;
+        cur = known ?? standIn(cur, name, resolveChild(this.stack, cur, name).data);
         chain.push(cur);
-      }
+      });
     } catch {
       return undefined;
     }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { ENODATA_ERROR, fsError } from '../fuse/errors.js';
-import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
+import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
@@ -39,8 +39,8 @@ export interface UnionOptions extends StackSpec {
    * file cannot change while it is open. Off by default (docs/union.md).
    */
   followCopyUp?: boolean;
-  /** Cache timeouts for objects in the upper dir (lower-only objects never change). */
-  upperTimeouts?: Timeouts;
+  /** Cache timeouts of every object (default UPPER_TIMEOUT_S: a day). */
+  timeouts?: Timeouts;
   /** How long a journal record may wait to share a transaction (default 100 ms; see pendingJournal). */
   journalDelayMs?: number;
   /** overlayfs's `volatile`: no fsync of copy-ups, fsync and fsyncdir write nothing out (volatile.ts). */
@@ -60,14 +60,16 @@ export interface UnionHandle extends FdHandle {
 
 type Node = Inode<UNode>;
 
-/** Lower layers never change, so the kernel may keep what it learned about them. */
-const LOWER_TIMEOUTS: Timeouts = { entry: 86400, attr: 86400 };
-
 /**
- * The upper dir changes only through the mount (overlayfs forbids changing layers under a
- * mount), and the kernel learns of each change from the request that makes it, so it may
- * keep upper objects as long (fuse-overlayfs keeps everything for 1e9 s). With 1 s, every
- * path walk through a copied-up directory cost a GETATTR once a second had passed.
+ * How long the kernel may keep names and attributes. Lower layers never change, and the
+ * upper dir changes only through the mount (overlayfs forbids changing layers under a
+ * mount): the kernel learns of each change from the request that makes it, and of a
+ * copy-up's side effects on other inodes from a notification (Served.attrsChanged), so it
+ * may keep everything long (fuse-overlayfs keeps everything for 1e9 s). With 1 s for upper
+ * objects, every path walk through a copied-up directory cost a GETATTR once a second had
+ * passed. A user who gives shorter timeouts (to change the upper dir behind the mount's
+ * back) gets them for lower-only objects too, as fuse-overlayfs's -o timeout does: a name
+ * that is lower-only now may be shadowed in the upper dir later.
  */
 export const UPPER_TIMEOUT_S = 86400;
 
@@ -78,8 +80,9 @@ const JOURNAL_BATCH = 1024;
 export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem<UNode, UnionHandle> {
   readonly stack: LayerStack;
   private readonly copyUp: CopyUp;
-  private readonly upperTimeouts: Timeouts;
+  private readonly cacheTimeouts: Timeouts;
   private index: PathIndex | undefined;
+  private served: Served<UNode> | undefined;
   private journal: UpperJournal | undefined;
   /** A journal write failed: leave the journal marked unfinished so the next mount rebuilds it. */
   private journalBroken = false;
@@ -101,8 +104,13 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.stack = new LayerStack(opts);
     if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
     const durable = opts.volatile ? 'never' : opts.syncCopyUp ? 'before' : 'behind';
-    this.copyUp = new CopyUp(this.stack, (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)), durable);
-    this.upperTimeouts = opts.upperTimeouts ?? { entry: UPPER_TIMEOUT_S, attr: UPPER_TIMEOUT_S };
+    this.copyUp = new CopyUp(
+      this.stack,
+      (rel, samePath) => (samePath ? this.recording((j) => j.copiedUp(rel), rel) : this.changed(rel)),
+      durable,
+      (node) => this.served?.attrsChanged(node),
+    );
+    this.cacheTimeouts = opts.timeouts ?? { entry: UPPER_TIMEOUT_S, attr: UPPER_TIMEOUT_S };
   }
 
   /**
@@ -232,8 +240,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
 
-  timeouts(node: Node): Timeouts {
-    return node.data.upper ? this.upperTimeouts : LOWER_TIMEOUTS;
+  timeouts(): Timeouts {
+    return this.cacheTimeouts;
   }
 
   root(): { attr: Attr; data: UNode } {
@@ -242,13 +250,19 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // (hard-link siblings) start from a stand-in that shares it.
     const data = r.data;
     const root = rootStandIn(data);
-    this.copyUp.root = () => root;
+    if (!this.served) this.copyUp.root = () => root;
     return { attr: this.attrOf(r), data };
+  }
+
+  /** Served by a bridge: copy-up walks start from the real root and report side effects to the kernel. */
+  serving(served: Served<UNode>): void {
+    this.served = served;
+    this.copyUp.root = () => served.root;
   }
 
   lookup(_ctx: Context, parent: Node, name: string): Entry<UNode> {
     const r = resolveChild(this.stack, parent, name);
-    return { attr: this.attrOf(r), data: r.data, timeouts: r.data.upper ? this.upperTimeouts : LOWER_TIMEOUTS };
+    return { attr: this.attrOf(r), data: r.data, timeouts: this.cacheTimeouts };
   }
 
   getattr(_ctx: Context, node: Node, fh: UnionHandle | undefined): Attr {
@@ -320,7 +334,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // directory has nothing below it: an opaque one, or a name no lower layer has).
     const st = lstatHostOrThrow(target);
     this.changedTo(rel, st);
-    return { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data: { upper: true, metacopy: false, lowers: [] }, timeouts: this.upperTimeouts };
+    return { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data: { upper: true, metacopy: false, lowers: [] }, timeouts: this.cacheTimeouts };
   }
 
   mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<UNode> {
@@ -527,7 +541,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
     };
     // O_SYNC and O_DSYNC writes are durable as they return: so must the copy be first.
-    return then(this.copyUp.file(node, false), () => ((flags & C.O_DSYNC) !== 0 ? then(this.landed(node), opened) : opened()));
+    return then(this.copyUp.file(node, false), (copied) => {
+      // An OPEN reply carries no attributes: the kernel is told that the copy has its own (ctime, blocks).
+      if (copied) this.served?.attrsChanged(node);
+      return (flags & C.O_DSYNC) !== 0 ? then(this.landed(node), opened) : opened();
+    });
   }
 
   /** A handle opened on a lower file through the daemon follows its copy-up, so it reads what is written after it (as overlayfs does). */

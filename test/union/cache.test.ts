@@ -33,4 +33,67 @@ describe('kernel cache lifetimes of upper objects', () => {
     expect(await modeAfterBehindTheBack('cache-attr0', ['--attr-timeout', '0'], 0)).toBe(0o600);
     expect(await modeAfterBehindTheBack('cache-o-timeout0', ['-o', 'timeout=0'], 0)).toBe(0o600);
   });
+
+  it('-o timeout=0 holds for lower-only names too: one shadowed in the upper dir later shows', () => {
+    const base = tmpdir('cache-lower0');
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
+    fs.writeFileSync(path.join(lower, 'f'), 'lower\n', { mode: 0o644 });
+    const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work, '-o', 'timeout=0'], mnt);
+    cleanups.push(() => m.cleanup());
+    expect(fs.statSync(path.join(mnt, 'f')).mode & 0o777).toBe(0o644);
+    fs.writeFileSync(path.join(upper, 'f'), 'upper\n', { mode: 0o600 });
+    expect(fs.statSync(path.join(mnt, 'f')).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('upper\n');
+  });
+});
+
+describe('side effects of a copy-up reach the kernel', () => {
+  const cleanups = cleanupsAfterEach();
+
+  /** A mount over a lower layer holding d/e/f; the kernel has looked up every part of it first. */
+  function mountedTree(name: string, env: Record<string, string> = {}): { mnt: string; upper: string } {
+    const base = tmpdir(name);
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
+    fs.mkdirSync(path.join(lower, 'd/e'), { recursive: true });
+    fs.mkdirSync(path.join(lower, 'd/sub'));
+    fs.writeFileSync(path.join(lower, 'd/e/f'), 'lower data\n');
+    fs.writeFileSync(path.join(lower, 'd/e/g'), 'lower data\n');
+    const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work], mnt, env);
+    cleanups.push(() => m.cleanup());
+    for (const p of ['', 'd', 'd/e', 'd/e/f', 'd/e/g']) fs.statSync(path.join(mnt, p));
+    return { mnt, upper };
+  }
+
+  /** ctime and nlink as the mount shows them and as the upper dir has them. */
+  const seen = (mnt: string, upper: string, p: string): [string, string] => {
+    const a = fs.statSync(path.join(mnt, p), { bigint: true });
+    const b = fs.statSync(path.join(upper, p), { bigint: true });
+    return [`${a.ctimeNs} ${a.nlink}`, `${b.ctimeNs} ${b.nlink}`];
+  };
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
+
+  it('directories copied up for a chmod below them, and their parents, show the upper dir attributes', async () => {
+    const { mnt, upper } = mountedTree('side-dirs');
+    fs.chmodSync(path.join(mnt, 'd/e/f'), 0o600);
+    await settle();
+    for (const p of ['', 'd', 'd/e']) {
+      const [viaMount, onDisk] = seen(mnt, upper, p);
+      expect(viaMount, `/${p}`).toBe(onDisk);
+    }
+  });
+
+  it('a copy-up of data that lands behind the request shows the ctime it ends with', async () => {
+    // Held 300 ms before its fsync, the landing ends after the stat below has been cached.
+    const { mnt, upper } = mountedTree('side-landing', { STRATAFS_LANDING_HOLD_MS: '300' });
+    fs.writeFileSync(path.join(mnt, 'd/e/g'), '');
+    const before = fs.statSync(path.join(mnt, 'd/e/g'), { bigint: true }).ctimeNs;
+    await new Promise((r) => setTimeout(r, 600));
+    const [viaMount, onDisk] = seen(mnt, upper, 'd/e/g');
+    expect(viaMount).toBe(onDisk);
+    expect(viaMount.split(' ')[0]).not.toBe(String(before));
+  });
 });

@@ -544,6 +544,23 @@ add({
 });
 
 add({
+  // The sibling's directory is copied up on the way (to link the sibling there) while the
+  // kernel already knows it as a lower-only directory: later requests on it must see that.
+  name: 'a hard-link sibling copied up into a directory the kernel knows: remove and rename it',
+  layers: [{ 'd1/a': 'shared\n', 'd2/b': hl('d1/a'), 'd2/keep': 'k\n', 'd3/c': hl('d1/a') }],
+  run: (r) => {
+    const out: unknown[] = [ls(`${r}/d2`), ls(`${r}/d3`), statOf(`${r}/d2/b`).nlink];
+    fs.appendFileSync(`${r}/d1/a`, 'more\n');
+    out.push(read(`${r}/d2/b`));
+    fs.unlinkSync(`${r}/d2/b`);
+    fs.renameSync(`${r}/d3/c`, `${r}/d3/c2`);
+    out.push(ls(`${r}/d2`), ls(`${r}/d3`), statOf(`${r}/d1/a`).nlink, read(`${r}/d3/c2`));
+    return out;
+  },
+  expect: [['b', 'keep'], ['c'], 3, 'shared\nmore\n', ['keep'], ['c2'], 2, 'shared\nmore\n'],
+});
+
+add({
   name: 'symlinks: create, readlink, follow, in opaque and lower dirs',
   layers: STD,
   run: (r) => {
