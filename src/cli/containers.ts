@@ -129,7 +129,7 @@ export async function commitCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length < 1 || positionals.length > 2) throw new Error('usage: strata commit [-m MSG] [-a AUTHOR] [--compress] CONTAINER [REPO[:TAG]]');
   const draw = phaseProgress();
-  const r = await withStore(values.root, async (s) => {
+  await withStore(values.root, async (s) => {
     const committed = await commitContainer(s, positionals[0]!, {
       reference: positionals[1],
       message: values.message,
@@ -137,10 +137,10 @@ export async function commitCommand(argv: string[]): Promise<number> {
       compress: !!values.compress,
       onProgress: draw && ((p) => draw(p.phase === 'writing' ? 'Writing layer' : 'Extracting  ', p.bytes, p.total)),
     });
+    // Said before indexing, as load does: the image is stored, whatever becomes of that.
+    out(`${committed.imageId}\n`);
     indexImage(s, committed.imageId);
-    return committed;
   });
-  out(`${r.imageId}\n`);
   return 0;
 }
 

@@ -38,15 +38,15 @@ export async function loadCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { input: { type: 'string', short: 'i' }, platform: { type: 'string' }, quiet: { type: 'boolean', short: 'q' } });
   const input = values.input && values.input !== '-' ? values.input : process.stdin;
   if (input === process.stdin && process.stdin.isTTY) throw new Error('requested load from stdin, but stdin is a terminal (use -i FILE)');
-  const loaded = await withStore(values.root, async (s) => {
+  await withStore(values.root, async (s) => {
     const images = await loadImages(s, input, { platform: values.platform ? parsePlatform(values.platform) : undefined, onProgress: values.quiet ? undefined : layerProgress() });
+    // Said before indexing: the images are stored, whatever becomes of that (or of us).
+    for (const img of images) {
+      if (img.tags.length) for (const t of img.tags) out(`Loaded image: ${formatReference(t)}\n`);
+      else out(`Loaded image ID: ${img.id}\n`);
+    }
     for (const img of images) indexImage(s, img.id);
-    return images;
   });
-  for (const img of loaded) {
-    if (img.tags.length) for (const t of img.tags) out(`Loaded image: ${formatReference(t)}\n`);
-    else out(`Loaded image ID: ${img.id}\n`);
-  }
   return 0;
 }
 
@@ -64,14 +64,13 @@ export async function importCommand(argv: string[]): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw new Error('usage: strata import FILE|- [NAME[:TAG]]');
   const [file, name] = positionals as [string, string | undefined];
   const input = file === '-' ? process.stdin : fs.createReadStream(file);
-  const id = await withStore(values.root, async (s) => {
+  await withStore(values.root, async (s) => {
     const imported = await importTarball(s, input, { reference: name, source: file, comment: values.message, inputSize: file === '-' ? undefined : fs.statSync(file).size }).catch((e: Error) => {
       throw new Error(`${file}: ${e.message}`);
     });
+    out(`${imported}\n`);
     indexImage(s, imported);
-    return imported;
   });
-  out(`${id}\n`);
   return 0;
 }
 
@@ -216,12 +215,11 @@ export async function pruneCommand(argv: string[]): Promise<number> {
 
 export async function loadDemoCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, {});
-  const id = await withStore(values.root, async (s) => {
+  await withStore(values.root, async (s) => {
     const demo = await loadDemoImage(s);
+    out(`Loaded image: demo:latest\n${demo}\n`);
     indexImage(s, demo);
-    return demo;
   });
-  out(`Loaded image: demo:latest\n${id}\n`);
   return 0;
 }
 

@@ -23,14 +23,16 @@ export function indexLayers(file: string, lowers: readonly string[]): void {
 
 /**
  * Indexes an image the store has just taken in. The image is in the store whatever happens
- * here: a failure is logged, and its first mount indexes the layers instead.
+ * here, reading its record included: a failure is logged, and its first mount indexes the
+ * layers instead.
  */
 export function indexImage(store: ImageStore, imageId: string): void {
-  const image = store.image(imageId);
-  if (!image) return;
+  let file: string | undefined;
   try {
-    indexLayers(store.paths.indexFile, store.lowerDirs(image));
+    file = store.paths.indexFile;
+    const image = store.image(imageId);
+    if (image) indexLayers(file, store.lowerDirs(image));
   } catch (e) {
-    log.warn({ err: e, image: imageId, index: store.paths.indexFile }, 'could not index the image now: its first mount will');
+    log.warn({ err: e, image: imageId, index: file }, 'could not index the image now: its first mount will');
   }
 }

@@ -8,7 +8,7 @@ import * as out from '../fuse/replies.js';
 import type * as R from '../fuse/requests.js';
 import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
 import { log } from '../util/log.js';
-import { then } from '../util/maybe-async.js';
+import { after } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
 import type { Inode } from './inode.js';
@@ -119,7 +119,7 @@ export class Bridge<D, H> implements RawFileSystem {
   }
 
   private newEntry(parent: Inode<D>, name: string, v: MaybeAsync<Entry<D>>): MaybeAsync<ReplyBody> {
-    return then(v, (e) => out.entryOut(this.entryOut(parent, name, e)));
+    return after(v, (e) => out.entryOut(this.entryOut(parent, name, e)));
   }
 
   lookup(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
@@ -127,7 +127,7 @@ export class Bridge<D, H> implements RawFileSystem {
     if (name === '.' || name === '..') {
       // Only asked with export support (NFS file handles): the kernel wants the inode itself.
       const node = name === '.' ? parent : (parent.parent() ?? this.table.root);
-      return then(this.fs.getattr(ctx, node, undefined), (attr) => {
+      return after(this.fs.getattr(ctx, node, undefined), (attr) => {
         this.table.ref(node);
         const t = this.timeoutsOf(node);
         return out.entryOut({ nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr });
@@ -158,7 +158,7 @@ export class Bridge<D, H> implements RawFileSystem {
   getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
-    return then(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+    return after(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
   }
 
   /**
@@ -192,14 +192,14 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
     const apply = (): MaybeAsync<ReplyBody> =>
-      then(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => {
+      after(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
         // that inode's attributes, and must forget those of the object's current one.
         if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);
         return out.attrOut(a, this.timeoutsOf(node).attr);
       });
     if (v & FATTR_KILL_SUIDGID) {
-      return then(this.fs.getattr(ctx, node, fh), (a) => {
+      return after(this.fs.getattr(ctx, node, fh), (a) => {
         s.mode = killSuidgid(s.mode ?? a.mode, s.gid ?? a.gid, ctx) ?? s.mode;
         return apply();
       });
@@ -234,27 +234,27 @@ export class Bridge<D, H> implements RawFileSystem {
 
   unlink(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return then(need(this.fs.unlink).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+    return after(need(this.fs.unlink).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
   }
 
   rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return then(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+    return after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
   }
 
   rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
     const newParent = this.table.get(b.newdir);
-    return then(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () =>
+    return after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () =>
       this.table.rename(parent, b.oldname, newParent, b.newname, (b.flags & 2) !== 0),
     );
   }
 
   /** Drops set-id bits after a write or O_TRUNC open by a caller without CAP_FSETID. */
   private dropSuidgid(ctx: RequestContext, node: Inode<D>, fh: H | undefined): MaybeAsync<void> {
-    return then(this.fs.getattr(ctx, node, fh), (a) => {
+    return after(this.fs.getattr(ctx, node, fh), (a) => {
       const mode = killSuidgid(a.mode, a.gid, ctx);
-      if (mode !== undefined) return then(need(this.fs.setattr).call(this.fs, ctx, node, { mode }, fh), () => undefined);
+      if (mode !== undefined) return after(need(this.fs.setattr).call(this.fs, ctx, node, { mode }, fh), () => undefined);
     });
   }
 
@@ -265,7 +265,7 @@ export class Bridge<D, H> implements RawFileSystem {
    */
   private passthroughAllowed(ctx: RequestContext, node: Inode<D>, r: OpenResult<H>): MaybeAsync<boolean> {
     if (!this.passthrough || r.backingFd === undefined || r.directIo) return false;
-    return then(this.fs.getattr(ctx, node, r.handle), (a) => (a.mode & SETID) === 0);
+    return after(this.fs.getattr(ctx, node, r.handle), (a) => (a.mode & SETID) === 0);
   }
 
   /**
@@ -338,10 +338,10 @@ export class Bridge<D, H> implements RawFileSystem {
 
   open(ctx: RequestContext, b: R.OpenIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return then(need(this.fs.open).call(this.fs, ctx, node, b.flags), (r) => {
+    return after(need(this.fs.open).call(this.fs, ctx, node, b.flags), (r) => {
       const kill = b.openFlags & OPEN_KILL_SUIDGID ? this.dropSuidgid(ctx, node, r.handle) : undefined;
-      return then(kill, () =>
-        then(this.passthroughAllowed(ctx, node, r), (pt) => {
+      return after(kill, () =>
+        after(this.passthroughAllowed(ctx, node, r), (pt) => {
           const o = this.opened(ctx, ctx.nodeid, node, r, b.flags, pt);
           return out.openOut(o.fh, o.openFlags, o.backingId);
         }),
@@ -351,7 +351,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   create(ctx: RequestContext, b: R.CreateIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return then(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
+    return after(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
       const e = this.entryOut(parent, b.name, r.entry);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
       const o = this.opened(ctx, e.nodeid, this.table.get(e.nodeid), r.open, b.flags, pt);
@@ -366,8 +366,8 @@ export class Bridge<D, H> implements RawFileSystem {
 
   write(ctx: RequestContext, b: R.WriteIn): MaybeAsync<ReplyBody> {
     const f = this.fileOf(b.fh);
-    return then(need(this.fs.write).call(this.fs, ctx, f.node, f.handle, b.offset, b.data), (n) =>
-      b.writeFlags & WRITE_KILL_SUIDGID ? then(this.dropSuidgid(ctx, f.node, f.handle), () => out.writeOut(n)) : out.writeOut(n),
+    return after(need(this.fs.write).call(this.fs, ctx, f.node, f.handle, b.offset, b.data), (n) =>
+      b.writeFlags & WRITE_KILL_SUIDGID ? after(this.dropSuidgid(ctx, f.node, f.handle), () => out.writeOut(n)) : out.writeOut(n),
     );
   }
 
@@ -386,7 +386,7 @@ export class Bridge<D, H> implements RawFileSystem {
       else this.cachedOpens.delete(f.nodeid);
     }
     const flush = b.releaseFlags & RELEASE_FLUSH && this.fs.flush ? this.fs.flush(ctx, f.node, f.handle) : undefined;
-    return then(flush, () => this.fs.release?.(ctx, f.node, f.handle));
+    return after(flush, () => this.fs.release?.(ctx, f.node, f.handle));
   }
 
   fsync(ctx: RequestContext, b: R.FsyncIn): MaybeAsync<ReplyBody> {
@@ -401,13 +401,13 @@ export class Bridge<D, H> implements RawFileSystem {
 
   lseek(ctx: RequestContext, b: R.LseekIn): MaybeAsync<ReplyBody> {
     const f = this.fileOf(b.fh);
-    return then(need(this.fs.lseek).call(this.fs, ctx, f.node, f.handle, b.offset, b.whence), (off) => out.lseekOut(off));
+    return after(need(this.fs.lseek).call(this.fs, ctx, f.node, f.handle, b.offset, b.whence), (off) => out.lseekOut(off));
   }
 
   copyFileRange(ctx: RequestContext, b: R.CopyFileRangeIn): MaybeAsync<ReplyBody> {
     const fin = this.fileOf(b.fhIn);
     const fout = this.fileOf(b.fhOut);
-    return then(
+    return after(
       need(this.fs.copyFileRange).call(this.fs, ctx, fin.node, fin.handle, b.offIn, fout.node, fout.handle, b.offOut, b.len, b.flags),
       (n) => out.writeOut(n),
     );
@@ -415,7 +415,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   opendir(ctx: RequestContext): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return then(this.fs.opendir?.(ctx, node), (r) =>
+    return after(this.fs.opendir?.(ctx, node), (r) =>
       out.openOut(this.dirs.add({ node, entries: undefined }), r?.cache ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0),
     );
   }
@@ -473,17 +473,17 @@ export class Bridge<D, H> implements RawFileSystem {
   }
 
   statfs(ctx: RequestContext): MaybeAsync<ReplyBody> {
-    return then(need(this.fs.statfs).call(this.fs, ctx, this.table.get(ctx.nodeid)), (s) => out.statfsOut(s));
+    return after(need(this.fs.statfs).call(this.fs, ctx, this.table.get(ctx.nodeid)), (s) => out.statfsOut(s));
   }
 
   getxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return then(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? ''), (v) => sized(v, b.size));
+    return after(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? ''), (v) => sized(v, b.size));
   }
 
   listxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return then(need(this.fs.listxattr).call(this.fs, ctx, node), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
+    return after(need(this.fs.listxattr).call(this.fs, ctx, node), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
   }
 
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
@@ -497,7 +497,7 @@ export class Bridge<D, H> implements RawFileSystem {
   access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     if (this.fs.access) return this.fs.access(ctx, node, b.mask);
-    return then(this.fs.getattr(ctx, node, undefined), (a) => checkAccess(a, ctx, b.mask));
+    return after(this.fs.getattr(ctx, node, undefined), (a) => checkAccess(a, ctx, b.mask));
   }
 }
 

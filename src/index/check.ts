@@ -1,7 +1,8 @@
 // `strata index check`: the index against the dirs it describes, every difference listed.
 // Layers are walked again and compared row by row; each upper dir's journal is compared
 // with what a rebuild from the upper dir would record (computed inside a transaction that
-// is rolled back, so checking changes nothing).
+// is rolled back, so checking changes nothing), and one its running daemon stopped writing
+// is reported as such.
 
 import * as fs from 'node:fs';
 import { walkLayer, type EntryRow } from './ingest.js';
@@ -56,23 +57,16 @@ function compareUpper(index: PathIndex, upper: ReturnType<PathIndex['uppers']>[n
     out.push(`upper ${upper.dir}: directory is missing`);
     return;
   }
-  const db = index.db;
   const journal = upper.journal();
   if (!journal) return;
+  if (journal.incomplete !== undefined) out.push(`upper ${upper.dir}: the journal is incomplete: its running daemon stopped recording after a failed write (${journal.incomplete}); the next mount rebuilds it`);
   const key = (r: { path: string; kind: string; opaque: number; origin: string | null }): string => `${r.kind} opaque=${r.opaque} origin=${r.origin ?? '-'}`;
   const recorded = new Map(journal.rows().map((r) => [r.path, key(r)]));
-  db.exec('SAVEPOINT index_check');
-  try {
-    journal.rebuild();
-    for (const r of journal.rows()) {
-      const had = recorded.get(r.path);
-      if (had === undefined) out.push(`upper ${upper.dir}: ${r.kind} ${r.path} is on disk, not in the journal`);
-      else if (had !== key(r)) out.push(`upper ${upper.dir}: ${r.path}: journal says ${had}, the upper dir says ${key(r)}`);
-      recorded.delete(r.path);
-    }
-  } finally {
-    db.exec('ROLLBACK TO index_check');
-    db.exec('RELEASE index_check');
+  for (const r of journal.asRebuilt(() => journal.rows())) {
+    const had = recorded.get(r.path);
+    if (had === undefined) out.push(`upper ${upper.dir}: ${r.kind} ${r.path} is on disk, not in the journal`);
+    else if (had !== key(r)) out.push(`upper ${upper.dir}: ${r.path}: journal says ${had}, the upper dir says ${key(r)}`);
+    recorded.delete(r.path);
   }
   for (const [p, k] of recorded) out.push(`upper ${upper.dir}: ${p} (${k}) is in the journal, not on disk`);
 }

@@ -1,7 +1,10 @@
 // Filling a layer's table: one walk of its extracted dir, every entry with its metadata and
 // the overlay/OCI records turned into flags, in write transactions of a few thousand rows
-// (so the journals of running mounts sharing the file are never kept waiting long). Lower
-// layers never change: a layer is walked once, when first mounted or indexed.
+// (so the journals of running mounts sharing the file are never kept waiting long). The walk
+// of each batch happens outside the write lock, which is held only while SQLite writes the
+// rows: a daemon waiting to write its journal finds the lock free between batches (SQLite's
+// busy handler polls; it does not queue). Lower layers never change: a layer is walked once,
+// when first mounted or indexed.
 
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
@@ -127,54 +130,69 @@ export interface IngestProgress {
  */
 export function ingestLayer(db: IndexDb, key: string, dir: string, progress?: IngestProgress): number {
   const stamp = layerStamp(dir);
-  const old = db.prepare('SELECT id, stamp, complete FROM layers WHERE key = ?').get(key) as { id: number; stamp: string; complete: number } | undefined;
-  if (old && old.complete === 1 && old.stamp === stamp) return old.id;
+  type Known = { id: number; stamp: string; complete: number } | undefined;
+  const known = db.prepare('SELECT id, stamp, complete FROM layers WHERE key = ?');
+  const done = (l: Known): boolean => l !== undefined && l.complete === 1 && l.stamp === stamp;
+  const seen = known.get(key) as Known;
+  if (done(seen)) return seen!.id;
   const t0 = performance.now();
-  const id = db.transaction(() => {
+  // Write transactions take the lock first (BEGIN IMMEDIATE), so they wait for other
+  // writers with the busy timeout: one that read first would get SQLITE_BUSY at once.
+  const start = db.transaction((): { id: number; fresh: boolean } => {
+    // Read again under the lock: another process may have indexed it meanwhile.
+    const old = known.get(key) as Known;
+    if (done(old)) return { id: old!.id, fresh: false };
     if (old) {
       db.prepare('DELETE FROM entries WHERE layer = ?').run(old.id);
       db.prepare('DELETE FROM layers WHERE id = ?').run(old.id);
     }
-    return Number(db.prepare("INSERT INTO layers (key, dir, stamp, built) VALUES (?, ?, ?, datetime('now'))").run(key, dir, stamp).lastInsertRowid);
-  })();
+    return { id: Number(db.prepare("INSERT INTO layers (key, dir, stamp, built) VALUES (?, ?, ?, datetime('now'))").run(key, dir, stamp).lastInsertRowid), fresh: true };
+  }).immediate();
+  const id = start.id;
+  if (!start.fresh) return id;
   const intern = db.prepare('INSERT INTO names (parent, name) VALUES (?, ?) ON CONFLICT (parent, name) DO UPDATE SET name = excluded.name RETURNING id');
   const insert = db.prepare(
     'INSERT INTO entries (path, layer, mode, uid, gid, size, mtime_s, mtime_ns, atime_s, atime_ns, ctime_s, ctime_ns, blocks, blksize, rdev, ino, nlink, flags, target) ' +
       'VALUES (@path, @layer, @mode, @uid, @gid, @size, @mtime_s, @mtime_ns, @atime_s, @atime_ns, @ctime_s, @ctime_ns, @blocks, @blksize, @rdev, @ino, @nlink, @flags, @target)',
   );
-  let pending: EntryRow[] = [];
+  // The walk names each path by a provisional id (negative); a batch's names are interned
+  // with its rows. Directories keep theirs, since their children may come in later batches.
+  let nextTmp = -1;
+  const interned = new Map<number, number>();
+  let names: Array<[tmp: number, parent: number, name: string]> = [];
+  let rows: EntryRow[] = [];
   let count = 0;
   let special = 0;
-  const flush = db.transaction((rows: EntryRow[]) => {
-    for (const r of rows) insert.run({ ...r, layer: id });
+  const real = (ix: number): number => (ix < 0 ? interned.get(ix)! : ix);
+  const write = db.transaction((last: boolean) => {
+    for (const [tmp, parent, name] of names) interned.set(tmp, (intern.get(real(parent), name) as { id: number }).id);
+    for (const r of rows) insert.run({ ...r, path: real(r.path), layer: id });
+    count += rows.length;
+    if (last) db.prepare('UPDATE layers SET entries = ?, build_ms = ?, complete = 1, special = ? WHERE id = ?').run(count, performance.now() - t0, special, id);
   });
-  // Interning runs in the same short transactions as the rows.
-  db.exec('BEGIN');
-  try {
-    walkLayer(
-      dir,
-      (parent, name) => (intern.get(parent, name) as { id: number }).id,
-      (row) => {
-        if (row.flags & (F_REDIRECT | F_METACOPY) || !Number.isSafeInteger(row.ino)) special = 1;
-        pending.push(row);
-        if (pending.length >= BATCH) {
-          flush(pending);
-          count += pending.length;
-          pending = [];
-          db.exec('COMMIT');
-          progress?.(count);
-          db.exec('BEGIN');
-        }
-      },
-    );
-    flush(pending);
-    count += pending.length;
-    db.prepare('UPDATE layers SET entries = ?, build_ms = ?, complete = 1, special = ? WHERE id = ?').run(count, performance.now() - t0, special, id);
-    db.exec('COMMIT');
-  } catch (e) {
-    if (db.inTransaction) db.exec('ROLLBACK');
-    throw e;
-  }
+  const flush = (last: boolean): void => {
+    write.immediate(last);
+    for (const r of rows) if (r.path < 0 && (r.mode & S_IFMT) !== S_IFDIR) interned.delete(r.path);
+    names = [];
+    rows = [];
+  };
+  walkLayer(
+    dir,
+    (parent, name) => {
+      const tmp = nextTmp--;
+      names.push([tmp, parent, name]);
+      return tmp;
+    },
+    (row) => {
+      if (row.flags & (F_REDIRECT | F_METACOPY) || !Number.isSafeInteger(row.ino)) special = 1;
+      rows.push(row);
+      if (rows.length >= BATCH) {
+        flush(false);
+        progress?.(count);
+      }
+    },
+  );
+  flush(true);
   progress?.(count);
   return id;
 }

@@ -7,9 +7,10 @@
 
 import * as fs from 'node:fs';
 import type { Statement } from 'better-sqlite3';
+import { log } from '../util/log.js';
 import { osPath } from '../util/os-path.js';
 import { hasOpaqueXattr, isWhiteout, redirectOf, type ObjectKind } from '../util/overlay-records.js';
-import type { IndexDb } from './schema.js';
+import { isBusy, type IndexDb } from './schema.js';
 import type { LowerObject, StackView } from './stack-view.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
@@ -50,12 +51,58 @@ function parentOf(rel: string): string {
 /** Rows under `prefix/`: a range on the primary key ('0' sorts right after '/'). */
 const UNDER_RANGE = 'path > ? AND path < ?';
 
+/** A record the daemon queued after a change, written later with others (writeBatch). */
+export interface JournalRecord {
+  write: (j: UpperJournal) => void;
+  /** The path it is about, for the log. */
+  rel: string;
+}
+
+/**
+ * How long the daemon waits for the index's write lock before a batch of records goes back
+ * to its queue to be tried again later. The daemon's event loop, so every request of the
+ * mount, stands still while it waits, so it is short. The writers it waits for hold the
+ * lock briefly: another mount's journal batch (a few ms), a 4,000-row batch of a layer
+ * being indexed by `strata load`, `import` or `commit` (~40 ms of inserts; its walk is done
+ * outside the lock). SQLite's busy handler polls (after 1, 2, 5, 10, 15, 20, 25 ms...), so
+ * 100 ms finds the lock free between such batches. Longer holders (a journal rebuilt from a
+ * big upper dir, `strata index rebuild` or `check`) are outwaited by retrying.
+ */
+export const JOURNAL_LOCK_WAIT_MS = 100;
+
+/**
+ * The wait when something waits on the journal itself: an fsync of the mount (`strata
+ * diff` reads the journal right after it), a directory rename (the rows below it move
+ * with it), the unmount. Also the daemon connection's busy timeout for its other writes.
+ */
+export const JOURNAL_SETTLE_WAIT_MS = 1000;
+
+/** A batch the lock kept out is tried again after as long as it has waited so far, within these bounds. */
+const RETRY_MIN_MS = 100;
+const RETRY_MAX_MS = 5000;
+
+/**
+ * Records a daemon keeps for a lock that does not come free. Past this the journal is
+ * given up (rebuilt from the upper dir, as after a failed write), so the daemon's memory
+ * stays bounded.
+ */
+const BACKLOG_MAX = 65_536;
+
+/** A rename while records of earlier changes still wait for the lock: it must come after them. */
+class RecordsWaiting extends Error {}
+
 export class UpperJournal {
   private readonly upsert: Statement;
   private readonly remove: Statement;
   private readonly removeUnder: Statement;
-  private readonly under: Statement;
   private readonly rowAt: Statement;
+  /** Since when (ms) a batch of the daemon's records has waited for the lock (writeBatch); undefined when none waits. */
+  private waitingSince: number | undefined;
+  /**
+   * Why this journal is known to be incomplete: its daemon, still running, stopped
+   * recording after a write failed (uppers.broken). Set by the reader that loaded it.
+   */
+  incomplete: string | undefined;
 
   constructor(
     private readonly db: IndexDb,
@@ -66,7 +113,6 @@ export class UpperJournal {
     this.upsert = db.prepare('INSERT INTO changes (upper, path, kind, opaque, origin) VALUES (?, ?, ?, ?, ?) ON CONFLICT (upper, path) DO UPDATE SET kind = excluded.kind, opaque = excluded.opaque, origin = excluded.origin');
     this.remove = db.prepare('DELETE FROM changes WHERE upper = ? AND path = ?');
     this.removeUnder = db.prepare(`DELETE FROM changes WHERE upper = ? AND ${UNDER_RANGE}`);
-    this.under = db.prepare(`SELECT path FROM changes WHERE upper = ? AND ${UNDER_RANGE}`);
     this.rowAt = db.prepare('SELECT path, kind, opaque, origin FROM changes WHERE upper = ? AND path = ?');
   }
 
@@ -106,9 +152,99 @@ export class UpperJournal {
     this.upsert.run(this.upperId, path, inLower ? 'C' : 'A', o.opaque ? 1 : 0, o.origin ?? null);
   }
 
-  /** Runs several records as one transaction (the nested ones become savepoints). */
-  inTransaction(fn: () => void): void {
-    this.db.transaction(fn)();
+  /**
+   * Records of changes already made wait for the index lock (writeBatch): the journal is
+   * behind the upper dir. A rename then waits behind them, and the unmount leaves the
+   * journal marked unfinished.
+   */
+  get behind(): boolean {
+    return this.waitingSince !== undefined;
+  }
+
+  /**
+   * An error that only says "not now": the index stayed locked past the wait, or records of
+   * earlier changes still wait (renamed()). The daemon queues the step behind its records.
+   */
+  deferrable(e: unknown): boolean {
+    return isBusy(e) || e instanceof RecordsWaiting;
+  }
+
+  /**
+   * Writes the daemon's queued records, in order, in one transaction that takes the write
+   * lock first (BEGIN IMMEDIATE: a transaction that read before it wrote would get
+   * SQLITE_BUSY at once, without waiting, whenever another process held the lock or had
+   * written since its read). Returns undefined once they are written. Returns in how many
+   * ms to try again if another process kept the lock past the wait (JOURNAL_SETTLE_WAIT_MS
+   * when `settle`, else JOURNAL_LOCK_WAIT_MS): nothing is written then, the caller keeps
+   * the batch in front of its queue, and the journal is `behind` until a batch goes in.
+   *
+   * Should the transaction fail otherwise, it is rolled back and the records are written
+   * again each in its own savepoint, so a record that fails takes no other with it (a
+   * savepoint for every record had cost the daemon ~20 us a record: ~80 us a rename); the
+   * failures are then thrown together.
+   */
+  writeBatch(batch: readonly JournalRecord[], settle: boolean): number | undefined {
+    this.db.pragma(`busy_timeout = ${settle ? JOURNAL_SETTLE_WAIT_MS : JOURNAL_LOCK_WAIT_MS}`);
+    const since = this.waitingSince;
+    // The batch runs for real: a rename queued in it too (renamed() defers while behind).
+    this.waitingSince = undefined;
+    if (this.tryBatch(batch)) {
+      if (since !== undefined) log.info({ upper: this.upperDir, records: batch.length, waitedMs: Date.now() - since }, 'journal records written: the path index is free again');
+      return undefined;
+    }
+    this.waitingSince = since ?? Date.now();
+    const waited = Date.now() - this.waitingSince;
+    if (since === undefined) log.warn({ upper: this.upperDir, records: batch.length }, 'the path index is locked by another process: journal records wait, and are written once it is free');
+    if (batch.length > BACKLOG_MAX) throw new Error(`${batch.length} journal records waited ${waited} ms for the path index lock: the journal is given up`);
+    return Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, waited));
+  }
+
+  /** writeBatch()'s transactions: true once written, false if the lock stayed taken. */
+  private tryBatch(batch: readonly JournalRecord[]): boolean {
+    try {
+      this.db
+        .transaction(() => {
+          for (const r of batch) r.write(this);
+        })
+        .immediate();
+      return true;
+    } catch (e) {
+      if (isBusy(e)) return false;
+    }
+    const failed: string[] = [];
+    try {
+      this.db
+        .transaction(() => {
+          for (const r of batch) {
+            try {
+              this.db.transaction(() => r.write(this))();
+            } catch (e) {
+              failed.push(`/${r.rel}: ${(e as Error).message}`);
+            }
+          }
+        })
+        .immediate();
+    } catch (e) {
+      if (isBusy(e)) return false;
+      throw e;
+    }
+    if (failed.length > 0) throw new Error(`${failed.length} of ${batch.length} journal records could not be written: ${failed.slice(0, 3).join('; ')}${failed.length > 3 ? '; ...' : ''}`);
+    return true;
+  }
+
+  /**
+   * Marks the journal incomplete for other readers while its daemon still runs
+   * (uppers.broken), once the daemon stopped recording after a failed write: `strata diff`
+   * and `strata index check` then go by the upper dir. Best effort: what broke the journal
+   * may fail this too, and readers then learn it once the daemon is gone (its owner mark
+   * stays, and the next reader rebuilds the journal).
+   */
+  markIncomplete(reason: string): void {
+    try {
+      this.db.prepare('UPDATE uppers SET broken = ? WHERE id = ?').run(reason.slice(0, 1000), this.upperId);
+    } catch (e) {
+      log.warn({ upper: this.upperDir, err: (e as Error).message }, 'could not mark the journal incomplete in the path index: readers trust it until this daemon exits');
+    }
   }
 
   /**
@@ -120,38 +256,66 @@ export class UpperJournal {
   }
 
   /**
-   * Records a rename (or exchange) after it happened: rows under the old name move to the
-   * new one and are looked at again (what was a change in place may now be an addition).
+   * Records a rename (or exchange) after it happened: the rows under both names go, and
+   * both are recorded again with what the upper dir holds below them now (what was a change
+   * in place may now be an addition). Read from the disk, not moved from the old rows, so
+   * it is also right when written late, behind records that waited for the lock (then it
+   * throws RecordsWaiting, and the daemon queues it behind them), after later renames.
    */
   renamed(from: string, to: string, exchange: boolean): void {
-    this.db.transaction(() => {
-      const moved = (a: string): string[] => (this.under.all(this.upperId, `/${a}/`, `/${a}0`) as Array<{ path: string }>).map((r) => r.path.slice(a.length + 2));
-      const fromKids = moved(from);
-      const toKids = exchange ? moved(to) : [];
-      this.removeUnder.run(this.upperId, `/${from}/`, `/${from}0`);
-      this.removeUnder.run(this.upperId, `/${to}/`, `/${to}0`);
-      const again = [from, to, ...fromKids.map((k) => `${to}/${k}`), ...toKids.map((k) => `${from}/${k}`)];
-      for (const rel of again) this.record(rel, this.observe(rel));
-    })();
+    if (this.behind) throw new RecordsWaiting(`/${to}: records of earlier changes still wait for the index lock`);
+    this.db
+      .transaction(() => {
+        this.removeUnder.run(this.upperId, `/${from}/`, `/${from}0`);
+        this.removeUnder.run(this.upperId, `/${to}/`, `/${to}0`);
+        if (exchange) this.recordTree(from);
+        else this.record(from, this.observe(from));
+        this.recordTree(to);
+      })
+      .immediate();
+  }
+
+  /** Records `rel` and everything the upper dir holds below it, as they are now; returns how many. */
+  private recordTree(rel: string, st: ObjectKind | undefined = this.upperHas(rel)): number {
+    this.record(rel, this.observe(rel, st));
+    if (!st || !isDir(st)) return 1;
+    let n = 1;
+    for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) n += this.recordTree(`${rel}/${name}`);
+    return n;
   }
 
   /** Recreates the journal from a walk of the upper dir (crash repair, `strata index rebuild`). */
   rebuild(): number {
     let n = 0;
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM changes WHERE upper = ?').run(this.upperId);
-      const walk = (rel: string): void => {
-        for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) {
-          const child = rel === '' ? name : `${rel}/${name}`;
-          const st = fs.lstatSync(this.upperPath(child), { bigint: true });
-          this.record(child, this.observe(child, st));
-          n++;
-          if (isDir(st)) walk(child);
-        }
-      };
-      walk('');
-    })();
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM changes WHERE upper = ?').run(this.upperId);
+        for (const name of fs.readdirSync(this.upperPath(''), { encoding: 'latin1' })) n += this.recordTree(name);
+      })
+      .immediate();
     return n;
+  }
+
+  /**
+   * `fn`'s answer on a rebuild of the journal from the upper dir that is rolled back after:
+   * the stored journal stays as it is (`strata index check`; `strata diff` of a journal
+   * its running daemon stopped writing).
+   */
+  asRebuilt<T>(fn: () => T): T {
+    const undo = new Error('rolled back');
+    let out: { value: T } | undefined;
+    try {
+      this.db
+        .transaction(() => {
+          this.rebuild();
+          out = { value: fn() };
+          throw undo;
+        })
+        .immediate();
+    } catch (e) {
+      if (e !== undo) throw e;
+    }
+    return out!.value;
   }
 
   /** The recorded rows, as stored (for `strata index check`). */

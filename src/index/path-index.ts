@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import { log } from '../util/log.js';
 import { pidAlive } from '../util/process.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
-import { UpperJournal, type UpperChange } from './journal.js';
-import { openIndexDb, type IndexDb } from './schema.js';
+import { JOURNAL_SETTLE_WAIT_MS, UpperJournal, type UpperChange } from './journal.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, type IndexDb } from './schema.js';
 import { StackView } from './stack-view.js';
 
 export type { UpperChange } from './journal.js';
@@ -22,7 +22,8 @@ export interface IndexStats {
   paths: number;
   stacks: number;
   layers: Array<{ dir: string; entries: number; buildMs: number; complete: number; built: string }>;
-  uppers: Array<{ dir: string; owner: string | null; changes: number }>;
+  /** `broken`: why its running daemon stopped recording (the journal is incomplete), else null. */
+  uppers: Array<{ dir: string; owner: string | null; broken: string | null; changes: number }>;
 }
 
 export interface IndexedStack {
@@ -57,8 +58,9 @@ export class PathIndex {
     readonly rebuilt: boolean,
   ) {}
 
-  static open(file: string): PathIndex {
-    const { db, rebuilt } = openIndexDb(file);
+  /** `busyTimeoutMs`: how long a write waits for another process's (see DEFAULT_BUSY_TIMEOUT_MS). */
+  static open(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): PathIndex {
+    const { db, rebuilt } = openIndexDb(file, busyTimeoutMs);
     return new PathIndex(file, db, rebuilt);
   }
 
@@ -85,16 +87,19 @@ export class PathIndex {
     let parentKey: string | undefined;
     let parentId: number | null = null;
     let special = false;
-    this.db.transaction(() => {
-      [...idsTopFirst].reverse().forEach((id, i) => {
-        const l = keyOf.get(id) as { key: string; special: number };
-        special ||= l.special === 1;
-        const key = chainKey(parentKey, l.key);
-        const found = find.get(key) as { id: number } | undefined;
-        parentId = found ? found.id : Number(add.run(key, parentId, id, i + 1).lastInsertRowid);
-        parentKey = key;
-      });
-    })();
+    // Reads before it writes: BEGIN IMMEDIATE, so it waits for other writers (docs/index.md).
+    this.db
+      .transaction(() => {
+        [...idsTopFirst].reverse().forEach((id, i) => {
+          const l = keyOf.get(id) as { key: string; special: number };
+          special ||= l.special === 1;
+          const key = chainKey(parentKey, l.key);
+          const found = find.get(key) as { id: number } | undefined;
+          parentId = found ? found.id : Number(add.run(key, parentId, id, i + 1).lastInsertRowid);
+          parentKey = key;
+        });
+      })
+      .immediate();
     return { id: parentId!, view: new StackView(this.db, idsTopFirst), special };
   }
 
@@ -112,54 +117,85 @@ export class PathIndex {
 
   /**
    * Takes the journal of an upper dir for a mount: refused while another live daemon
-   * holds it; rebuilt from the upper dir when the last daemon died without closing it
-   * or the dir was last used over other layers. Close it with `detach` on unmount.
+   * holds it; rebuilt from the upper dir when the last daemon died without closing it (or
+   * stopped recording) or the dir was last used over other layers. Close it with `detach`
+   * on unmount. From here on the connection is a serving daemon's: its writes wait at most
+   * JOURNAL_SETTLE_WAIT_MS for the lock, since the daemon's requests wait with them.
    */
   attachUpper(upperDir: string, stack: IndexedStack): UpperJournal {
     const dir = fs.realpathSync(upperDir);
-    const row = this.db.prepare('SELECT id, stack, owner FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null } | undefined;
+    const row = this.db.prepare('SELECT id, stack, owner, broken FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null; broken: string | null } | undefined;
     if (row?.owner) {
       const pid = ownerAlive(row.owner);
       if (pid !== undefined && pid !== process.pid) throw new Error(`${dir}: upper dir is in use by the stratafs daemon with pid ${pid}`);
     }
     const id = row ? row.id : Number(this.db.prepare("INSERT INTO uppers (dir, stack, updated) VALUES (?, ?, datetime('now'))").run(dir, stack.id).lastInsertRowid);
     const journal = new UpperJournal(this.db, id, dir, stack.view);
-    const stale = row !== undefined && (row.owner !== null || row.stack !== stack.id);
+    const stale = row !== undefined && (row.owner !== null || row.broken !== null || row.stack !== stack.id);
     if (stale || (!row && fs.readdirSync(dir).length > 0)) {
-      const why = row?.owner ? 'its last daemon died without unmounting' : row ? 'it was last mounted over other layers' : 'it is new to this index';
+      const why = row?.broken ? `its last daemon stopped recording (${row.broken})` : row?.owner ? 'its last daemon died without unmounting' : row ? 'it was last mounted over other layers' : 'it is new to this index';
       const t0 = performance.now();
       const n = journal.rebuild();
       log.warn({ upper: dir, entries: n, ms: Math.round(performance.now() - t0) }, `upper-change journal rebuilt from the upper dir: ${why}`);
     }
-    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, updated = datetime('now') WHERE id = ?").run(stack.id, `${bootId()}:${process.pid}`, id);
+    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, `${bootId()}:${process.pid}`, id);
+    this.db.pragma(`busy_timeout = ${JOURNAL_SETTLE_WAIT_MS}`);
     return journal;
   }
 
-  /** A clean unmount: the journal is complete. */
+  /**
+   * A clean unmount: the journal is complete, unless records still wait for the index lock
+   * (the journal is then left marked unfinished, and its next reader rebuilds it).
+   */
   detachUpper(journal: UpperJournal): void {
-    if (this.db.open) this.db.prepare("UPDATE uppers SET owner = NULL, updated = datetime('now') WHERE id = ?").run(journal.upperId);
+    if (!this.db.open) return;
+    if (journal.behind) {
+      log.warn({ upper: journal.upperDir }, 'unmounted with journal records still waiting for the path index lock: the journal stays marked unfinished, its next reader rebuilds it');
+      return;
+    }
+    try {
+      this.db.prepare("UPDATE uppers SET owner = NULL, updated = datetime('now') WHERE id = ?").run(journal.upperId);
+    } catch (e) {
+      if (!isBusy(e)) throw e;
+      log.warn({ upper: journal.upperDir }, 'the path index stayed locked at unmount: the journal stays marked unfinished, its next reader rebuilds it');
+    }
   }
 
-  /** The journal of an upper dir known to this index, or undefined. */
+  /**
+   * The journal of an upper dir known to this index, or undefined. One whose daemon died
+   * without unmounting is rebuilt from the upper dir first; one whose daemon runs but
+   * stopped recording comes with `incomplete` set.
+   */
   private journalOf(upperDir: string): UpperJournal | undefined {
     const dir = fs.realpathSync(upperDir);
-    const row = this.db.prepare('SELECT id, stack, owner FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null } | undefined;
+    const row = this.db.prepare('SELECT id, stack, owner, broken FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null; broken: string | null } | undefined;
     if (!row) return undefined;
     const journal = new UpperJournal(this.db, row.id, dir, new StackView(this.db, this.layersOfStack(row.stack)));
-    if (row.owner && ownerAlive(row.owner) === undefined) {
-      journal.rebuild();
-      this.db.prepare("UPDATE uppers SET owner = NULL, updated = datetime('now') WHERE id = ?").run(row.id);
-      log.warn({ upper: dir }, 'upper-change journal rebuilt: its daemon died without unmounting');
-    }
+    const live = row.owner !== null && ownerAlive(row.owner) !== undefined;
+    if (!live && (row.owner !== null || row.broken !== null)) {
+      this.db
+        .transaction(() => {
+          journal.rebuild();
+          this.db.prepare("UPDATE uppers SET owner = NULL, broken = NULL, updated = datetime('now') WHERE id = ?").run(row.id);
+        })
+        .immediate();
+      log.warn({ upper: dir }, `upper-change journal rebuilt: its daemon ${row.broken !== null ? `stopped recording (${row.broken})` : 'died without unmounting'}`);
+    } else if (row.broken !== null) journal.incomplete = row.broken;
     return journal;
   }
 
   /**
    * The changes recorded for an upper dir, docker-diff style (see journal.ts). An upper dir
-   * never mounted with this index has none if it is empty, and is an error otherwise.
+   * never mounted with this index has none if it is empty, and is an error otherwise. A
+   * journal its running daemon stopped writing is not trusted: the answer comes from a
+   * rebuild from the upper dir (rolled back: the daemon's row stays as it is).
    */
   upperChanges(upperDir: string): UpperChange[] {
     const j = this.journalOf(upperDir);
+    if (j?.incomplete !== undefined) {
+      log.warn({ upper: j.upperDir, why: j.incomplete }, 'the journal is incomplete (its daemon stopped recording): changes read from the upper dir');
+      return j.asRebuilt(() => j.changes());
+    }
     if (j) return j.changes();
     if (fs.readdirSync(upperDir).length === 0) return [];
     throw new Error(`${upperDir}: this upper dir was never mounted with the index ${this.file}; mount it once or run 'strata index rebuild'`);
@@ -179,7 +215,7 @@ export class PathIndex {
       paths: q<{ n: number }>('SELECT count(*) AS n FROM names').n,
       stacks: q<{ n: number }>('SELECT count(*) AS n FROM stacks').n,
       layers,
-      uppers: this.db.prepare('SELECT u.dir, u.owner, (SELECT count(*) FROM changes c WHERE c.upper = u.id) AS changes FROM uppers u ORDER BY u.dir').all() as IndexStats['uppers'],
+      uppers: this.db.prepare('SELECT u.dir, u.owner, u.broken, (SELECT count(*) FROM changes c WHERE c.upper = u.id) AS changes FROM uppers u ORDER BY u.dir').all() as IndexStats['uppers'],
     };
   }
 
@@ -188,10 +224,12 @@ export class PathIndex {
     for (const l of this.db.prepare('SELECT id, dir FROM layers ORDER BY id').all() as Array<{ id: number; dir: string }>) {
       if (!fs.existsSync(l.dir)) {
         progress?.(`dropping ${l.dir} (gone)`);
-        this.db.transaction(() => {
-          this.db.prepare('DELETE FROM entries WHERE layer = ?').run(l.id);
-          this.db.prepare('UPDATE layers SET complete = 0 WHERE id = ?').run(l.id);
-        })();
+        this.db
+          .transaction(() => {
+            this.db.prepare('DELETE FROM entries WHERE layer = ?').run(l.id);
+            this.db.prepare('UPDATE layers SET complete = 0 WHERE id = ?').run(l.id);
+          })
+          .immediate();
         continue;
       }
       progress?.(`indexing ${l.dir}`);
@@ -208,12 +246,14 @@ export class PathIndex {
   /** Drops an upper dir's journal (its container is being removed). */
   forgetUpper(upperDir: string): void {
     const dir = fs.existsSync(upperDir) ? fs.realpathSync(upperDir) : upperDir;
-    this.db.transaction(() => {
-      const row = this.db.prepare('SELECT id FROM uppers WHERE dir = ?').get(dir) as { id: number } | undefined;
-      if (!row) return;
-      this.db.prepare('DELETE FROM changes WHERE upper = ?').run(row.id);
-      this.db.prepare('DELETE FROM uppers WHERE id = ?').run(row.id);
-    })();
+    this.db
+      .transaction(() => {
+        const row = this.db.prepare('SELECT id FROM uppers WHERE dir = ?').get(dir) as { id: number } | undefined;
+        if (!row) return;
+        this.db.prepare('DELETE FROM changes WHERE upper = ?').run(row.id);
+        this.db.prepare('DELETE FROM uppers WHERE id = ?').run(row.id);
+      })
+      .immediate();
   }
 
   /** Every upper dir this index keeps a journal for. */

@@ -1,7 +1,10 @@
 // The path index's SQLite file: schema, opening, and what happens when it is damaged.
 // The index is a cache of what the layer dirs and upper dirs hold, never the source of
-// truth: a file that cannot be opened or fails its check is moved aside and rebuilt, with a
-// warning, and the caller re-ingests from the dirs. docs/on-disk-format.md documents it.
+// truth: a file SQLite calls damaged, or that fails its check, is moved aside and rebuilt,
+// with a warning, and the caller re-ingests from the dirs. Any other failure to open it (a
+// lock held too long, no permission, an I/O error, a full disk) is not the file's fault:
+// it is reported and the file left where it is, since running daemons keep writing to it.
+// docs/on-disk-format.md documents it.
 
 import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
@@ -93,7 +96,8 @@ CREATE TABLE IF NOT EXISTS uppers (
   dir       TEXT NOT NULL UNIQUE,      -- the upper dir (realpath)
   stack     INTEGER NOT NULL,          -- the lower stack it sits on
   owner     TEXT,                      -- '<boot id>:<pid>' of the daemon writing it, NULL when clean
-  updated   TEXT NOT NULL
+  updated   TEXT NOT NULL,
+  broken    TEXT                       -- why its live daemon stopped recording (a failed write), else NULL
 );
 CREATE TABLE IF NOT EXISTS changes (
   upper     INTEGER NOT NULL,
@@ -105,23 +109,64 @@ CREATE TABLE IF NOT EXISTS changes (
 ) WITHOUT ROWID;
 `;
 
-function openChecked(file: string): IndexDb {
-  const db = new Database(file);
+/** Busy timeout of a connection that nothing else limits: a command waits up to 5 s for another writer. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** The SQLite result code of an error from better-sqlite3 ('SQLITE_BUSY_SNAPSHOT', ...), if it is one. */
+export function sqliteCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+/**
+ * Another connection held the lock for longer than the busy timeout (or, in a transaction
+ * that read before it wrote, had written since: SQLITE_BUSY_SNAPSHOT). Worth trying again.
+ */
+export function isBusy(e: unknown): boolean {
+  return sqliteCode(e)?.startsWith('SQLITE_BUSY') === true;
+}
+
+/** A file that is not a usable index of ours: moved aside (`aside`.<time>) and rebuilt. */
+class Unusable extends Error {
+  constructor(
+    message: string,
+    readonly aside: 'broken' | 'old',
+  ) {
+    super(message);
+  }
+}
+
+/** What SQLite says of a file that is not a sound database: only these mean "damaged". */
+const DAMAGED = /^SQLITE_(CORRUPT|NOTADB)/;
+
+/** An uppers table made before the `broken` column was added (in place: the column may be NULL). */
+function lacksBrokenColumn(db: IndexDb): boolean {
+  return !(db.pragma('table_info(uppers)') as Array<{ name: string }>).some((c) => c.name === 'broken');
+}
+
+function openChecked(file: string, busyTimeoutMs: number): IndexDb {
+  const db = new Database(file, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
     // One writer (the daemon of each mount); NORMAL: a crash loses at most the last
     // transactions, which the upper-dir check at mount repairs.
     db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > INDEX_SCHEMA_VERSION) throw new Error(`index schema version ${version} is newer than this strata (${INDEX_SCHEMA_VERSION})`);
     // An older index lacks columns: it is rebuilt from the dirs like a damaged one.
-    if (version !== 0 && version < INDEX_SCHEMA_VERSION) throw new Error(`index schema version ${version} is older than this strata's (${INDEX_SCHEMA_VERSION})`);
+    if (version !== 0 && version < INDEX_SCHEMA_VERSION) throw new Unusable(`index schema version ${version} is older than this strata's (${INDEX_SCHEMA_VERSION})`, 'old');
     const ok = db.pragma('quick_check', { simple: true });
-    if (ok !== 'ok') throw new Error(`quick_check: ${String(ok)}`);
-    db.exec(SCHEMA);
-    db.prepare('INSERT OR IGNORE INTO names (id, parent, name) VALUES (?, 0, ?)').run(ROOT_IX, '');
-    db.pragma(`user_version = ${INDEX_SCHEMA_VERSION}`);
+    if (ok !== 'ok') throw new Unusable(`quick_check: ${String(ok)}`, 'broken');
+    // An index in use is opened without writing (so without waiting for running daemons):
+    // only a new one gets its tables, and one made before uppers.broken existed the column.
+    if (version === 0 || lacksBrokenColumn(db)) {
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        if (lacksBrokenColumn(db)) db.exec('ALTER TABLE uppers ADD COLUMN broken TEXT');
+        db.prepare('INSERT OR IGNORE INTO names (id, parent, name) VALUES (?, 0, ?)').run(ROOT_IX, '');
+        db.pragma(`user_version = ${INDEX_SCHEMA_VERSION}`);
+      }).immediate();
+    }
     return db;
   } catch (e) {
     db.close();
@@ -130,28 +175,38 @@ function openChecked(file: string): IndexDb {
 }
 
 /**
- * Opens (creating) the index at `file`. A damaged or foreign file is moved aside to
- * FILE.broken-<time> with a warning and a fresh index is made: everything in it can be
- * rebuilt from the layer and upper dirs. `rebuilt` tells the caller which happened.
+ * Opens (creating) the index at `file`. A damaged file (SQLite says corrupt or not a
+ * database, or quick_check fails) or one of an older schema is moved aside to
+ * FILE.broken-<time> (FILE.old-<time>) with a warning and a fresh index is made:
+ * everything in it can be rebuilt from the layer and upper dirs. `rebuilt` tells the caller
+ * which happened. Any other error is thrown, naming the file and the SQLite code, and the
+ * file is left alone: a lock another process held past `busyTimeoutMs`, no permission,
+ * an I/O error or a full disk says nothing of the file, and daemons that have it open would
+ * go on writing to the file moved aside.
  */
-export function openIndexDb(file: string): { db: IndexDb; rebuilt: boolean } {
+export function openIndexDb(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): { db: IndexDb; rebuilt: boolean } {
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  let why: Unusable;
   try {
-    return { db: openChecked(file), rebuilt: false };
+    return { db: openChecked(file, busyTimeoutMs), rebuilt: false };
   } catch (e) {
-    const why = (e as Error).message;
-    if (/newer than this strata/.test(why)) throw new Error(`${file}: ${why}`);
-    const older = /older than this strata/.test(why);
-    const aside = `${file}.${older ? 'old' : 'broken'}-${Date.now()}`;
-    log.warn({ file, err: why, movedTo: aside }, 'path index unreadable; rebuilding it from the layer dirs');
-    process.stderr.write(`strata: ${older ? 'note' : 'warning'}: ${file}: ${older ? 'made by an older strata' : 'index unreadable'} (${why}); moved to ${aside}, rebuilding\n`);
-    for (const suffix of ['', '-wal', '-shm']) {
-      try {
-        fs.renameSync(file + suffix, aside + suffix);
-      } catch {
-        /* not there */
-      }
-    }
-    return { db: openChecked(file), rebuilt: true };
+    const code = sqliteCode(e);
+    const message = (e as Error).message;
+    if (e instanceof Unusable) why = e;
+    else if (code && DAMAGED.test(code)) why = new Unusable(`${message} (${code})`, 'broken');
+    else if (!code) throw new Error(`${file}: ${message}`, { cause: e });
+    else throw Object.assign(new Error(`${file}: cannot open the path index: ${message} (${code}); the file is left as it is`, { cause: e }), { code });
   }
+  const older = why.aside === 'old';
+  const aside = `${file}.${why.aside}-${Date.now()}`;
+  log.warn({ file, err: why.message, movedTo: aside }, 'path index unreadable; rebuilding it from the layer dirs');
+  process.stderr.write(`strata: ${older ? 'note' : 'warning'}: ${file}: ${older ? 'made by an older strata' : 'index unreadable'} (${why.message}); moved to ${aside}, rebuilding\n`);
+  for (const suffix of ['', '-wal', '-shm']) {
+    try {
+      fs.renameSync(file + suffix, aside + suffix);
+    } catch {
+      /* not there */
+    }
+  }
+  return { db: openChecked(file, busyTimeoutMs), rebuilt: true };
 }

@@ -16,7 +16,7 @@ import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { UpperJournal } from '../index/journal.js';
 import { log } from '../util/log.js';
-import { then } from '../util/maybe-async.js';
+import { after } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
 import type { ObjectKind } from '../util/overlay-records.js';
 import { rootStandIn, standIn } from './stand-in.js';
@@ -84,7 +84,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private index: PathIndex | undefined;
   private served: Served<UNode> | undefined;
   private journal: UpperJournal | undefined;
-  /** A journal write failed: leave the journal marked unfinished so the next mount rebuilds it. */
+  /**
+   * A journal write failed (not for a lock another process held: those wait, see
+   * flushJournal): nothing more is recorded, the journal is marked incomplete for other
+   * readers (uppers.broken) and left marked unfinished, so the next mount rebuilds it.
+   */
   private journalBroken = false;
   /**
    * Journal records not written yet. A change is recorded after its reply, within
@@ -94,7 +98,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * risks nothing: the journal is marked unfinished for as long as the daemon runs. FSYNCDIR (how
    * `strata diff` reads a mounted container's journal) and unmount write them at once. A
    * daemon that dies with records pending left its journal marked unfinished, and the
-   * next mount rebuilds it from the upper dir, as after any crash.
+   * next mount rebuilds it from the upper dir, as after any crash. A batch that another
+   * process's lock kept out stays here, in front, until a retry writes it.
    */
   private pendingJournal: Array<{ write: (j: UpperJournal) => void; rel: string }> = [];
   private journalTimer: NodeJS.Timeout | undefined;
@@ -163,51 +168,61 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   private recording(write: (j: UpperJournal) => void, rel: string): void {
-    if (!this.journal) return;
+    const j = this.journal;
+    if (!j || this.journalBroken) return;
     this.pendingJournal.push({ write, rel });
-    if (this.pendingJournal.length >= JOURNAL_BATCH) this.flushJournal();
-    else this.journalTimer ??= setTimeout(() => this.flushJournal(), this.opts.journalDelayMs ?? JOURNAL_DELAY_MS);
+    // While a batch waits for the index lock, its retry timer writes these too.
+    if (this.pendingJournal.length >= JOURNAL_BATCH && !j.behind) this.flushJournal(false);
+    else this.journalTimer ??= setTimeout(() => this.flushJournal(false), this.opts.journalDelayMs ?? JOURNAL_DELAY_MS);
   }
 
-  /** Runs a journal step now; a failure marks the journal for repair and is logged. */
+  /**
+   * Runs a journal step now. One the index cannot take yet (locked by another process, or a
+   * rename while earlier records still wait) is queued behind the pending records. Any
+   * other failure breaks the journal: logged once, nothing more is recorded (the next mount
+   * rebuilds it from the upper dir), and other readers are told (UpperJournal.markIncomplete).
+   */
   private journaling<T>(step: (j: UpperJournal) => T, rel: string): T | undefined {
     const j = this.journal;
-    if (!j) return undefined;
+    if (!j || this.journalBroken) return undefined;
     try {
       return step(j);
     } catch (e) {
+      if (j.deferrable(e)) {
+        this.recording(step, rel);
+        return undefined;
+      }
       // The disk change stands; the journal is repaired from the upper dir at next mount.
       this.journalBroken = true;
-      log.error({ path: rel, err: (e as Error).message }, 'recording an upper change in the path index failed');
+      this.pendingJournal = [];
+      clearTimeout(this.journalTimer);
+      this.journalTimer = undefined;
+      const err = (e as Error).message;
+      log.error({ path: rel, err }, 'recording an upper change in the path index failed: no more are recorded, the next mount rebuilds the journal from the upper dir');
+      j.markIncomplete(err);
       return undefined;
     }
   }
 
-  /** Writes the pending journal records, in order, in one transaction. */
-  flushJournal(): void {
+  /**
+   * Writes the pending journal records, in order, in one transaction (UpperJournal.writeBatch).
+   * When another process keeps the index locked past the wait, the batch stays pending and
+   * is tried again on a timer, the journal is not broken for it. `settle` (FSYNCDIR, a
+   * directory rename, unmount: something waits on the journal) waits longer for the lock
+   * than the batches written on the timer, which hold up the daemon's requests.
+   */
+  flushJournal(settle = true): void {
     clearTimeout(this.journalTimer);
     this.journalTimer = undefined;
     const batch = this.pendingJournal;
     if (batch.length === 0) return;
     this.pendingJournal = [];
-    const j = this.journal;
-    if (!j) return;
-    try {
-      j.inTransaction(() => {
-        for (const w of batch) w.write(j);
-      });
-      return;
-    } catch {
-      // Rolled back whole: written again one by one, so a record that fails takes no other
-      // with it. (A savepoint for every record cost ~20 us a record: ~80 us a rename.)
-    }
-    this.journaling(
-      (jj) =>
-        jj.inTransaction(() => {
-          for (const w of batch) this.journaling((jjj) => jjj.inTransaction(() => w.write(jjj)), w.rel);
-        }),
-      batch[0]!.rel,
-    );
+    const retryInMs = this.journaling((j) => j.writeBatch(batch, settle), batch[0]!.rel);
+    if (retryInMs === undefined) return;
+    this.pendingJournal = batch.concat(this.pendingJournal);
+    this.journalTimer = setTimeout(() => this.flushJournal(false), retryInMs);
+    // The daemon runs as long as its mount does; the retry must not keep it after that.
+    this.journalTimer.unref();
   }
 
   private writable(): void {
@@ -283,7 +298,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // it takes the new mode and times directly (one syscall less than changing them after).
     const metaOnly = s.size === undefined;
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : {});
-    return then(up, (copied) => {
+    return after(up, (copied) => {
       const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
       applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, rest, fh?.upper ? fh : undefined);
       return this.getattr(ctx, node, fh);
@@ -355,7 +370,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
     // A name made while the copy lands would carry its mark with no data below it.
-    return then(this.copyUp.file(node, false), () => then(this.landed(node), () =>
+    return after(this.copyUp.file(node, false), () => after(this.landed(node), () =>
       this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
     ));
   }
@@ -438,7 +453,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // it moves, it needs the redirect (also when an earlier chmod made it, at its old name).
     const data = !d.upper || d.metacopy ? d.lowers[0] : undefined;
     const redirect = data && `/${data.path}`;
-    return then(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: true }), (copied) => {
+    return after(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: true }), (copied) => {
       if (!copied && d.metacopy && redirect) setRedirect(this.upperPath(node), redirect);
     });
   }
@@ -474,8 +489,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     };
     // A copy still landing (landing.ts) moves once it has: its mark would point at no
     // data below the new name.
-    return then(this.landed(src, exchange ? dst : undefined), () => then(this.movable(src), () =>
-      then(exchange ? this.movable(dst!) : undefined, () => {
+    return after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
+      after(exchange ? this.movable(dst!) : undefined, () => {
         this.moveNames(parent, name, newParent, newName, flags, src, dst);
         done();
       }),
@@ -541,10 +556,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
     };
     // O_SYNC and O_DSYNC writes are durable as they return: so must the copy be first.
-    return then(this.copyUp.file(node, false), (copied) => {
+    return after(this.copyUp.file(node, false), (copied) => {
       // An OPEN reply carries no attributes: the kernel is told that the copy has its own (ctime, blocks).
       if (copied) this.served?.attrsChanged(node);
-      return (flags & C.O_DSYNC) !== 0 ? then(this.landed(node), opened) : opened();
+      return (flags & C.O_DSYNC) !== 0 ? after(this.landed(node), opened) : opened();
     });
   }
 
@@ -566,7 +581,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   override fsync(ctx: Context, node: Node, h: UnionHandle | undefined, datasync: boolean): Promise<void> | void {
     if (this.opts.volatile) throw fsError('ENOSYS');
     // What fsync acknowledges must survive a crash: the copy-up it writes into too.
-    return then(this.landed(node), () => super.fsync(ctx, node, h, datasync));
+    return after(this.landed(node), () => super.fsync(ctx, node, h, datasync));
   }
 
   /**
@@ -641,7 +656,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const stored = xattrOnDisk(name);
     if (stored === undefined) throw fsError('EPERM');
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return then(up, () => native.lsetxattr(this.upperPath(node), stored, value, flags));
+    return after(up, () => native.lsetxattr(this.upperPath(node), stored, value, flags));
   }
 
   removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
@@ -651,6 +666,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // Removing what is not there must fail before anything is copied up.
     this.xattrOf(node, stored);
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return then(up, () => native.lremovexattr(this.upperPath(node), stored));
+    return after(up, () => native.lremovexattr(this.upperPath(node), stored));
   }
 }

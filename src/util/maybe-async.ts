@@ -3,7 +3,10 @@
 
 export type MaybeAsync<T> = T | Promise<T>;
 
-/** f(v), after v settles if it is a Promise. */
-export function then<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
+/**
+ * f(v), after v settles if it is a Promise. (Not named `then`: a module exporting `then`
+ * is a thenable, and whatever awaits its namespace, as test runners do, calls it.)
+ */
+export function after<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
   return v instanceof Promise ? v.then(f) : f(v);
 }

@@ -9,11 +9,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { settleMount } from '../../src/containers/mount-state.js';
-import { PathIndex } from '../../src/index/path-index.js';
 import { snapshotTree } from '../../src/util/tree.js';
 import { buildStack } from '../helpers/layers.js';
 import { alive, isMounted, mountWith, STRATA, tmpdir, waitFor, type Mounted } from '../helpers/mount.js';
 import { STD } from '../union/stacks.js';
+import { journalLines } from './helpers.js';
 
 const root = tmpdir('index-journal');
 const mounts: Mounted[] = [];
@@ -62,12 +62,7 @@ function changes(e: Env): string[] {
 
 /** What the journal holds right now, without asking a live daemon to write what it holds back. */
 function recorded(e: Env): string[] {
-  const index = PathIndex.open(e.index);
-  try {
-    return index.upperChanges(e.upper).map((c) => `${c.kind} ${c.path}`);
-  } finally {
-    index.close();
-  }
+  return journalLines(e.index, e.upper);
 }
 
 describe('upper-change journal', () => {
@@ -88,7 +83,7 @@ describe('upper-change journal', () => {
     expect(strata('index', 'check', '--index', e.index).status).toBe(0);
   });
 
-  it('a record that fails takes no other of its batch with it, and the next mount repairs the journal', async () => {
+  it('a record that fails takes no other of its batch with it; readers of the live mount then go by the upper dir, and the next mount repairs the journal', async () => {
     const e = setup();
     const m = mount(e, ',journal_delay_ms=600000');
     // A trigger (written from outside, as a damaged or full index would fail) refuses one record.
@@ -97,14 +92,22 @@ describe('upper-change journal', () => {
     db.close();
     for (const f of ['good1.txt', 'bad.txt', 'good2.txt']) fs.writeFileSync(`${e.mnt}/data/${f}`, f);
     settleMount(e.mnt);
-    expect(recorded(e)).toEqual(['C /data', 'A /data/good1.txt', 'A /data/good2.txt']);
+    // The rest of its batch went in; the daemon marked its journal incomplete and stopped recording.
     const db2 = new Database(e.index);
+    expect(db2.prepare('SELECT path FROM changes ORDER BY path').pluck().all()).toEqual(['/data', '/data/good1.txt', '/data/good2.txt']);
+    expect(db2.prepare('SELECT broken FROM uppers').pluck().get()).toMatch(/refused by the test/);
     db2.exec('DROP TRIGGER refuse');
     db2.close();
+    const all = ['C /data', 'A /data/bad.txt', 'A /data/good1.txt', 'A /data/good2.txt'];
+    // `strata diff` of the live mount goes by the upper dir, and `strata index check` says why it differs.
+    expect(changes(e)).toEqual(all);
+    const live = strata('index', 'check', '--index', e.index);
+    expect(live.status).toBe(1);
+    expect(live.stdout).toMatch(/the journal is incomplete: its running daemon stopped recording after a failed write/);
     await umount(m);
     // Left marked unfinished: rebuilt from the upper dir by the next mount.
     await umount(mount(e));
-    expect(recorded(e)).toEqual(['C /data', 'A /data/bad.txt', 'A /data/good1.txt', 'A /data/good2.txt']);
+    expect(recorded(e)).toEqual(all);
     expect(strata('index', 'check', '--index', e.index).status).toBe(0);
   });
 

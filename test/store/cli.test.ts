@@ -5,10 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { importCommand, loadCommand } from '../../src/cli/images.js';
+import { indexImage } from '../../src/cli/index-layers.js';
 import { PathIndex } from '../../src/index/path-index.js';
+import { ImageStore } from '../../src/store/images.js';
+import { saveImages } from '../../src/store/save.js';
 import { STRATA, tmpdir } from '../helpers/mount.js';
-import { layerTar } from './helpers.js';
+import { importFiles, layerTar } from './helpers.js';
 
 let work: string;
 let env: NodeJS.ProcessEnv;
@@ -97,5 +101,53 @@ describe('strata image commands', () => {
     expect(all).toMatch(/^Deleted Images:\nuntagged: demo:/);
     expect(all).toMatch(/Total reclaimed space: [0-9.]+MB\n$/);
     expect(ok(['images', '-q'])).toBe('');
+  });
+});
+
+// In-process: the command functions themselves, with what they print and when.
+describe('indexing images as the store takes them in', () => {
+  it('a failure anywhere in indexing an image (even reading its record) is a warning: the image is stored', async () => {
+    const store = ImageStore.open(path.join(work, 'store-index-fail'));
+    const id = await importFiles(store, { 'etc/motd': 'hi\n' }, 'fail:1');
+    // A store that no longer answers: reading the image record itself throws.
+    store.close();
+    expect(() => indexImage(store, id)).not.toThrow();
+  });
+
+  it('load and import print what they stored before indexing it', async () => {
+    const src = ImageStore.open(path.join(work, 'store-order-src'));
+    const archive = path.join(work, 'order.tar');
+    try {
+      await importFiles(src, { 'etc/motd': 'order\n' }, 'order:1');
+      await saveImages(src, ['order:1'], fs.createWriteStream(archive));
+    } finally {
+      src.close();
+    }
+    const rootfs = path.join(work, 'order-rootfs.tar');
+    fs.writeFileSync(rootfs, layerTar({ 'etc/issue': 'order\n' }));
+    // Indexing shows its progress on a terminal: that line tells when it started.
+    const seen: string[] = [];
+    const tty = process.stderr.isTTY;
+    process.stderr.isTTY = true;
+    const outSpy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (seen.push(`out ${String(chunk)}`), true));
+    const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (seen.push(`err ${String(chunk)}`), true));
+    try {
+      const root = path.join(work, 'store-order');
+      expect(await loadCommand(['-q', '-i', archive, '--root', root])).toBe(0);
+      expect(await importCommand(['--root', root, rootfs, 'flat:order'])).toBe(0);
+    } finally {
+      outSpy.mockRestore();
+      errSpy.mockRestore();
+      process.stderr.isTTY = tty;
+    }
+    const loaded = seen.indexOf('out Loaded image: order:1\n');
+    const imported = seen.findIndex((l) => /^out sha256:[0-9a-f]{64}\n$/.test(l));
+    const indexing = seen.map((l, i) => (l.startsWith('err \r\x1b[2Kindexing ') ? i : -1)).filter((i) => i >= 0);
+    expect(loaded).toBeGreaterThanOrEqual(0);
+    expect(imported).toBeGreaterThan(loaded);
+    // Each command indexed its image, after saying it had it.
+    expect(indexing.some((i) => i > loaded && i < imported)).toBe(true);
+    expect(indexing.some((i) => i > imported)).toBe(true);
+    expect(indexing.every((i) => i > loaded)).toBe(true);
   });
 });

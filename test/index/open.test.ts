@@ -1,0 +1,156 @@
+// Opening the path index file: only a file SQLite calls damaged (or that fails its check,
+// or is of an older schema) is moved aside and rebuilt. A failure that says nothing of the
+// file (another process holding the lock, no access) is reported with the file and the
+// SQLite code, and the file stays where running daemons keep writing to it. Real SQLite
+// files and locks, no mocks.
+
+import Database from 'better-sqlite3';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PathIndex } from '../../src/index/path-index.js';
+import { openIndexDb } from '../../src/index/schema.js';
+import { tmpdir } from '../helpers/mount.js';
+
+const root = tmpdir('index-open');
+afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+const open: Array<{ close(): void }> = [];
+afterEach(() => {
+  for (const o of open.splice(0).reverse()) o.close();
+});
+
+let n = 0;
+function dir(): string {
+  const d = path.join(root, `t${++n}`);
+  fs.mkdirSync(d);
+  return d;
+}
+
+/** An index with a layer and a journal in it, closed. */
+function made(file: string): void {
+  const layer = path.join(path.dirname(file), 'layer');
+  fs.mkdirSync(`${layer}/etc`, { recursive: true });
+  fs.writeFileSync(`${layer}/etc/hosts`, 'x');
+  const index = PathIndex.open(file);
+  try {
+    index.stack([layer]);
+  } finally {
+    index.close();
+  }
+}
+
+/** Runs SQL on the file from another connection, as an older or newer strata would have written it. */
+function alter(file: string, sql: string): void {
+  const db = new Database(file);
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
+}
+
+const movedAside = (file: string): string[] => fs.readdirSync(path.dirname(file)).filter((f) => f.startsWith(`${path.basename(file)}.`) && /\.(broken|old)-\d+/.test(f));
+const layerCount = (file: string): number => {
+  const db = new Database(file, { readonly: true });
+  try {
+    return db.prepare('SELECT count(*) FROM layers').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+};
+
+/** Another process's connection holding the write lock (a daemon's flush, an ingest batch). */
+function holdWriteLock(file: string): Database.Database {
+  const db = new Database(file);
+  open.push(db);
+  db.pragma('journal_mode = WAL');
+  db.exec('BEGIN EXCLUSIVE');
+  db.exec("CREATE TABLE IF NOT EXISTS held_by_test (x)");
+  return db;
+}
+
+describe('opening the path index', () => {
+  it('an index in use opens without writing: another writer holding the lock is no obstacle', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    const other = holdWriteLock(file);
+    const t0 = performance.now();
+    const { db, rebuilt } = openIndexDb(file, 2000);
+    db.close();
+    expect(rebuilt).toBe(false);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    other.exec('ROLLBACK');
+  });
+
+  it('a lock held past the busy timeout while the index needs writing (made by a strata before uppers.broken) is reported, and the file left alone', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    alter(file, 'ALTER TABLE uppers DROP COLUMN broken');
+    const other = holdWriteLock(file);
+    expect(() => openIndexDb(file, 100)).toThrow(new RegExp(`^${file}: cannot open the path index: database is locked \\(SQLITE_BUSY\\)`));
+    expect(movedAside(file)).toEqual([]);
+    other.exec('ROLLBACK');
+    expect(layerCount(file)).toBe(1);
+    // Once the lock is free, it opens (and gets the column) as it is.
+    const { db, rebuilt } = openIndexDb(file, 100);
+    open.push(db);
+    expect(rebuilt).toBe(false);
+    expect((db.pragma('table_info(uppers)') as Array<{ name: string }>).map((c) => c.name)).toContain('broken');
+    expect(db.prepare('SELECT count(*) FROM layers').pluck().get()).toBe(1);
+  });
+
+  it('a new index that another process is creating meanwhile: the lock is waited for, then reported', () => {
+    const file = path.join(dir(), 'index.db');
+    const other = holdWriteLock(file);
+    let err: Error & { code?: string } = new Error('none');
+    try {
+      openIndexDb(file, 100).db.close();
+    } catch (e) {
+      err = e as Error & { code?: string };
+    }
+    expect(err.message).toMatch(new RegExp(`^${file}: cannot open the path index: .*\\(SQLITE_BUSY\\)`));
+    expect(err.code).toBe('SQLITE_BUSY');
+    expect(movedAside(file)).toEqual([]);
+    other.exec('COMMIT');
+    const { db, rebuilt } = openIndexDb(file, 100);
+    db.close();
+    expect(rebuilt).toBe(false);
+  });
+
+  it('a file SQLite cannot open at all (here: a directory in its place) is reported, not moved', () => {
+    const file = path.join(dir(), 'index.db');
+    fs.mkdirSync(file);
+    expect(() => openIndexDb(file)).toThrow(new RegExp(`^${file}: cannot open the path index: .*\\(SQLITE_CANTOPEN\\)`));
+    expect(fs.statSync(file).isDirectory()).toBe(true);
+    expect(movedAside(file)).toEqual([]);
+  });
+
+  it('a damaged file is moved aside and a fresh index made', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 0);
+    fs.closeSync(fd);
+    const { db, rebuilt } = openIndexDb(file);
+    open.push(db);
+    expect(rebuilt).toBe(true);
+    expect(movedAside(file)).toEqual([expect.stringMatching(/^index\.db\.broken-\d+$/)]);
+    expect(db.prepare('SELECT count(*) FROM layers').pluck().get()).toBe(0);
+  });
+
+  it('an index of an older schema is moved aside and rebuilt; one of a newer schema is refused and left', () => {
+    const older = path.join(dir(), 'index.db');
+    made(older);
+    alter(older, 'PRAGMA user_version = 1');
+    const { db, rebuilt } = openIndexDb(older);
+    db.close();
+    expect(rebuilt).toBe(true);
+    expect(movedAside(older)).toEqual([expect.stringMatching(/^index\.db\.old-\d+$/)]);
+
+    const newer = path.join(dir(), 'index.db');
+    made(newer);
+    alter(newer, 'PRAGMA user_version = 99');
+    expect(() => openIndexDb(newer)).toThrow(`${newer}: index schema version 99 is newer than this strata (2)`);
+    expect(movedAside(newer)).toEqual([]);
+  });
+});
