@@ -72,8 +72,8 @@ export const JOURNAL_LOCK_WAIT_MS = 100;
 
 /**
  * The wait when something waits on the journal itself: an fsync of the mount (`strata
- * diff` reads the journal right after it), a directory rename (the rows below it move
- * with it), the unmount. Also the daemon connection's busy timeout for its other writes.
+ * diff` reads the journal right after it), the unmount. Also the daemon connection's busy
+ * timeout for its other writes.
  */
 export const JOURNAL_SETTLE_WAIT_MS = 1000;
 
@@ -188,7 +188,14 @@ export class UpperJournal {
     const since = this.waitingSince;
     // The batch runs for real: a rename queued in it too (renamed() defers while behind).
     this.waitingSince = undefined;
-    if (this.tryBatch(batch)) {
+    let written: boolean;
+    try {
+      written = this.tryBatch(batch);
+    } finally {
+      // The connection's other writes (unmount's, markIncomplete) wait as long as promised.
+      this.db.pragma(`busy_timeout = ${JOURNAL_SETTLE_WAIT_MS}`);
+    }
+    if (written) {
       if (since !== undefined) log.info({ upper: this.upperDir, records: batch.length, waitedMs: Date.now() - since }, 'journal records written: the path index is free again');
       return undefined;
     }

@@ -141,6 +141,7 @@ export class CopyUp {
     const there = lstatHost(this.stack.upperPath(node.path()));
     if (there && (there.mode & S_IFMT) === S_IFDIR) {
       node.data.upper = true;
+      this.attrsChanged(node);
       return;
     }
     const parent = node.parent();
@@ -154,7 +155,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyModeTimes(st, undefined, tmp);
-      this.install(tmp, node, node.data.lowers[0]!, false);
+      this.install(tmp, node, node.path(), node.data.lowers[0]!, false);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -173,8 +174,12 @@ export class CopyUp {
    * parent directory, so its times are put back as they were (overlayfs does the same),
    * unless the caller is about to change the parent itself.
    */
-  private install(tmp: HostPath, node: Inode<UNode>, from: LowerRef, changesParent: boolean): void {
-    const rel = node.path();
+  /**
+   * `rel`: the path the copy was made for. Taken before any wait, not read again: should the
+   * parent have been renamed meanwhile, the rename into place fails (ENOENT) and nothing
+   * is half done.
+   */
+  private install(tmp: HostPath, node: Inode<UNode>, rel: string, from: LowerRef, changesParent: boolean): void {
     const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
     if (changesParent) put();
     else this.keepingParentTimes(node.parent(), rel, put);
@@ -277,7 +282,7 @@ export class CopyUp {
         this.setOrigin(tmp, dataSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, node, dataRef, opts.changesParent === true);
+      this.install(tmp, node, rel, dataRef, opts.changesParent === true);
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });

@@ -207,8 +207,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   /**
    * Writes the pending journal records, in order, in one transaction (UpperJournal.writeBatch).
    * When another process keeps the index locked past the wait, the batch stays pending and
-   * is tried again on a timer, the journal is not broken for it. `settle` (FSYNCDIR, a
-   * directory rename, unmount: something waits on the journal) waits longer for the lock
+   * is tried again on a timer, the journal is not broken for it. `settle` (FSYNCDIR,
+   * unmount: something waits on the journal) waits longer for the lock
    * than the batches written on the timer, which hold up the daemon's requests.
    */
   flushJournal(settle = true): void {
@@ -480,12 +480,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const done = (): void => {
       const from = parent.childPath(name);
       const to = newParent.childPath(newName);
-      if (src.type === C.S_IFDIR || dst?.type === C.S_IFDIR) {
-        // The rows below a directory move with it: the records before it must be written
-        // first, and what is below is read from the disk now.
-        this.flushJournal();
-        this.journaling((j) => j.renamed(from, to, exchange), to);
-      } else this.changed(from, to);
+      // A directory's record re-reads the upper dir below both names when it is written,
+      // so it waits in the queue like any record (behind those of earlier changes) instead
+      // of holding up this request for the index lock and the walk.
+      if (src.type === C.S_IFDIR || dst?.type === C.S_IFDIR) this.recording((j) => j.renamed(from, to, exchange), to);
+      else this.changed(from, to);
     };
     // A copy still landing (landing.ts) moves once it has: its mark would point at no
     // data below the new name.
