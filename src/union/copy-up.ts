@@ -188,7 +188,6 @@ export class CopyUp {
 
   /** Makes a change in `rel`'s parent dir that is part of a copy-up: its times stay; its ctime does not, which the kernel is told. */
   private keepingParentTimes(parent: Inode<UNode> | undefined, rel: string, change: () => void): void {
-
     const slash = rel.lastIndexOf('/');
     const dir = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
     const before = lstatHostOrThrow(dir);
