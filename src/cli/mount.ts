@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { mountContainer } from '../containers/lifecycle.js';
 import { mountpointPath } from '../fuse/mount.js';
-import { UnionFs, UPPER_TIMEOUT_S } from '../union/union-fs.js';
+import { UnionFs, CACHE_TIMEOUT_S } from '../union/union-fs.js';
 import { log } from '../util/log.js';
 import { reportReady, spawnDaemon } from './daemon.js';
 import { indexLayers } from './index-layers.js';
@@ -72,7 +72,7 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const upper = flags.upper ?? o.get('upperdir');
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
-  const opts = serveOptions(flags, { timeout: UPPER_TIMEOUT_S });
+  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S });
   // Check the layers before forking, so the caller sees what is wrong.
   const fsys = new UnionFs({
     lowers,
@@ -83,7 +83,6 @@ export async function mountCommand(argv: string[]): Promise<number> {
     journalDelayMs: journalDelayOf(o),
     volatile: volatileOf(o),
     syncCopyUp: o.has('sync_copyup'),
-    timeouts: opts.timeouts,
   });
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {

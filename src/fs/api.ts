@@ -28,7 +28,6 @@ export interface Entry<D> {
   attr: Attr;
   /** State for the inode when the bridge creates it (first lookup of this object). */
   data?: D;
-  timeouts?: Timeouts;
 }
 
 /** A point in time for setattr: seconds + nanoseconds, or the current time. */
@@ -83,8 +82,6 @@ export interface FileSystem<D = unknown, H = unknown> {
   root(): { attr: Attr; data: D };
   /** Called once the inode table exists, before the first request. */
   serving?(served: Served<D>): void;
-  /** Per-inode cache timeouts; default: the bridge's options. */
-  timeouts?(node: Inode<D>): Timeouts;
 
   lookup(ctx: Context, parent: Inode<D>, name: string): Entry<D>;
   /** The kernel dropped its last reference to node. */

@@ -16,7 +16,7 @@ import { InodeTable } from './inode-table.js';
 import { BackingTable, HandleTable, OTHER_BACKING, type OpenDir, type OpenFile } from './open-files.js';
 
 export interface BridgeOptions {
-  /** Cache timeouts for filesystems that do not give their own; default 1 s each. */
+  /** How long the kernel may keep names and attributes, of every inode; default 1 s each. */
   timeouts?: Timeouts;
   /** Seconds the kernel may remember that a name does not exist; 0 = not at all. */
   negativeTimeout?: number;
@@ -60,7 +60,7 @@ export class Bridge<D, H> implements RawFileSystem {
   private backing: BackingTable | undefined;
   private session: Session | undefined;
   private passthrough = false;
-  private readonly defaults: Timeouts;
+  private readonly timeouts: Timeouts;
 
   constructor(
     readonly fs: FileSystem<D, H>,
@@ -68,7 +68,7 @@ export class Bridge<D, H> implements RawFileSystem {
   ) {
     const r = fs.root();
     this.table = new InodeTable<D>(r.attr.ino, r.data);
-    this.defaults = opts.timeouts ?? { entry: 1, attr: 1 };
+    this.timeouts = opts.timeouts ?? { entry: 1, attr: 1 };
     fs.serving?.({ root: this.table.root, attrsChanged: (node) => this.attrsChanged(node) });
   }
 
@@ -107,14 +107,11 @@ export class Bridge<D, H> implements RawFileSystem {
     return this.files.size + this.dirs.size;
   }
 
-  private timeoutsOf(node: Inode<D>): Timeouts {
-    return this.fs.timeouts?.(node) ?? this.defaults;
-  }
 
   /** Registers a found or created entry with the inode table and builds the reply record. */
   private entryOut(parent: Inode<D>, name: string, e: Entry<D>): out.EntryOut {
     const node = this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D);
-    const t = e.timeouts ?? this.timeoutsOf(node);
+    const t = this.timeouts;
     return { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr: e.attr };
   }
 
@@ -129,7 +126,7 @@ export class Bridge<D, H> implements RawFileSystem {
       const node = name === '.' ? parent : (parent.parent() ?? this.table.root);
       return after(this.fs.getattr(ctx, node, undefined), (attr) => {
         this.table.ref(node);
-        const t = this.timeoutsOf(node);
+        const t = this.timeouts;
         return out.entryOut({ nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr });
       });
     }
@@ -158,7 +155,7 @@ export class Bridge<D, H> implements RawFileSystem {
   getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
-    return after(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeoutsOf(node).attr));
+    return after(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeouts.attr));
   }
 
   /**
@@ -196,7 +193,7 @@ export class Bridge<D, H> implements RawFileSystem {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
         // that inode's attributes, and must forget those of the object's current one.
         if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);
-        return out.attrOut(a, this.timeoutsOf(node).attr);
+        return out.attrOut(a, this.timeouts.attr);
       });
     if (v & FATTR_KILL_SUIDGID) {
       return after(this.fs.getattr(ctx, node, fh), (a) => {

@@ -88,9 +88,6 @@ const RETRY_MAX_MS = 5000;
  */
 const BACKLOG_MAX = 65_536;
 
-/** A rename while records of earlier changes still wait for the lock: it must come after them. */
-class RecordsWaiting extends Error {}
-
 export class UpperJournal {
   private readonly upsert: Statement;
   private readonly remove: Statement;
@@ -162,14 +159,6 @@ export class UpperJournal {
   }
 
   /**
-   * An error that only says "not now": the index stayed locked past the wait, or records of
-   * earlier changes still wait (renamed()). The daemon queues the step behind its records.
-   */
-  deferrable(e: unknown): boolean {
-    return isBusy(e) || e instanceof RecordsWaiting;
-  }
-
-  /**
    * Writes the daemon's queued records, in order, in one transaction that takes the write
    * lock first (BEGIN IMMEDIATE: a transaction that read before it wrote would get
    * SQLITE_BUSY at once, without waiting, whenever another process held the lock or had
@@ -186,7 +175,6 @@ export class UpperJournal {
   writeBatch(batch: readonly JournalRecord[], settle: boolean): number | undefined {
     this.db.pragma(`busy_timeout = ${settle ? JOURNAL_SETTLE_WAIT_MS : JOURNAL_LOCK_WAIT_MS}`);
     const since = this.waitingSince;
-    // The batch runs for real: a rename queued in it too (renamed() defers while behind).
     this.waitingSince = undefined;
     let written: boolean;
     try {
@@ -263,23 +251,18 @@ export class UpperJournal {
   }
 
   /**
-   * Records a rename (or exchange) after it happened: the rows under both names go, and
-   * both are recorded again with what the upper dir holds below them now (what was a change
-   * in place may now be an addition). Read from the disk, not moved from the old rows, so
-   * it is also right when written late, behind records that waited for the lock (then it
-   * throws RecordsWaiting, and the daemon queues it behind them), after later renames.
+   * Records a rename (or exchange) of a directory, as a record of the daemon's queue
+   * (writeBatch): the rows under both names go, and both are recorded again with what the
+   * upper dir holds below them when it is written (what was a change in place may now be an
+   * addition). Read from the disk, not moved from the old rows, so it is right however late
+   * it is written, behind records that waited for the lock or after later renames.
    */
   renamed(from: string, to: string, exchange: boolean): void {
-    if (this.behind) throw new RecordsWaiting(`/${to}: records of earlier changes still wait for the index lock`);
-    this.db
-      .transaction(() => {
-        this.removeUnder.run(this.upperId, `/${from}/`, `/${from}0`);
-        this.removeUnder.run(this.upperId, `/${to}/`, `/${to}0`);
-        if (exchange) this.recordTree(from);
-        else this.record(from, this.observe(from));
-        this.recordTree(to);
-      })
-      .immediate();
+    this.removeUnder.run(this.upperId, `/${from}/`, `/${from}0`);
+    this.removeUnder.run(this.upperId, `/${to}/`, `/${to}0`);
+    if (exchange) this.recordTree(from);
+    else this.record(from, this.observe(from));
+    this.recordTree(to);
   }
 
   /** Records `rel` and everything the upper dir holds below it, as they are now; returns how many. */

@@ -7,14 +7,14 @@
 import * as fs from 'node:fs';
 import { constants } from 'node:os';
 import { ENODATA_ERROR, fsError } from '../fuse/errors.js';
-import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, SetAttr, StatfsOut, Timeouts } from '../fs/api.js';
+import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, SetAttr, StatfsOut } from '../fs/api.js';
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
 import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
-import type { UpperJournal } from '../index/journal.js';
+import type { JournalRecord, UpperJournal } from '../index/journal.js';
 import { log } from '../util/log.js';
 import { after } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
@@ -39,8 +39,6 @@ export interface UnionOptions extends StackSpec {
    * file cannot change while it is open. Off by default (docs/union.md).
    */
   followCopyUp?: boolean;
-  /** Cache timeouts of every object (default UPPER_TIMEOUT_S: a day). */
-  timeouts?: Timeouts;
   /** How long a journal record may wait to share a transaction (default 100 ms; see pendingJournal). */
   journalDelayMs?: number;
   /** overlayfs's `volatile`: no fsync of copy-ups, fsync and fsyncdir write nothing out (volatile.ts). */
@@ -61,17 +59,18 @@ export interface UnionHandle extends FdHandle {
 type Node = Inode<UNode>;
 
 /**
- * How long the kernel may keep names and attributes. Lower layers never change, and the
- * upper dir changes only through the mount (overlayfs forbids changing layers under a
- * mount): the kernel learns of each change from the request that makes it, and of a
- * copy-up's side effects on other inodes from a notification (Served.attrsChanged), so it
- * may keep everything long (fuse-overlayfs keeps everything for 1e9 s). With 1 s for upper
- * objects, every path walk through a copied-up directory cost a GETATTR once a second had
- * passed. A user who gives shorter timeouts (to change the upper dir behind the mount's
- * back) gets them for lower-only objects too, as fuse-overlayfs's -o timeout does: a name
- * that is lower-only now may be shadowed in the upper dir later.
+ * The mount's default for how long the kernel may keep names and attributes, of every
+ * object (the bridge's timeouts; --entry-timeout, --attr-timeout and -o timeout=S replace
+ * it, for lower-only names too, as fuse-overlayfs's -o timeout does: a name that is
+ * lower-only now may be shadowed in the upper dir behind the mount's back). Lower layers
+ * never change, and the upper dir changes only through the mount (overlayfs forbids
+ * changing layers under a mount): the kernel learns of each change from the request that
+ * makes it, and of a copy-up's side effects on other inodes from a notification
+ * (Served.attrsChanged), so it may keep everything long (fuse-overlayfs keeps everything
+ * for 1e9 s). With 1 s for upper objects, every path walk through a copied-up directory
+ * cost a GETATTR once a second had passed.
  */
-export const UPPER_TIMEOUT_S = 86400;
+export const CACHE_TIMEOUT_S = 86400;
 
 /** How long a journal record may wait for others to share its transaction, and how many. */
 const JOURNAL_DELAY_MS = 100;
@@ -80,7 +79,6 @@ const JOURNAL_BATCH = 1024;
 export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem<UNode, UnionHandle> {
   readonly stack: LayerStack;
   private readonly copyUp: CopyUp;
-  private readonly cacheTimeouts: Timeouts;
   private index: PathIndex | undefined;
   private served: Served<UNode> | undefined;
   private journal: UpperJournal | undefined;
@@ -101,7 +99,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * next mount rebuilds it from the upper dir, as after any crash. A batch that another
    * process's lock kept out stays here, in front, until a retry writes it.
    */
-  private pendingJournal: Array<{ write: (j: UpperJournal) => void; rel: string }> = [];
+  private pendingJournal: JournalRecord[] = [];
   private journalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: UnionOptions) {
@@ -115,7 +113,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       durable,
       (node) => this.served?.attrsChanged(node),
     );
-    this.cacheTimeouts = opts.timeouts ?? { entry: UPPER_TIMEOUT_S, attr: UPPER_TIMEOUT_S };
   }
 
   /**
@@ -177,10 +174,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   /**
-   * Runs a journal step now. One the index cannot take yet (locked by another process, or a
-   * rename while earlier records still wait) is queued behind the pending records. Any
-   * other failure breaks the journal: logged once, nothing more is recorded (the next mount
-   * rebuilds it from the upper dir), and other readers are told (UpperJournal.markIncomplete).
+   * Runs a journal step now. A failure breaks the journal (a lock another process holds is
+   * no failure: writeBatch waits and retries): logged once, nothing more is recorded (the
+   * next mount rebuilds it from the upper dir), and other readers are told
+   * (UpperJournal.markIncomplete).
    */
   private journaling<T>(step: (j: UpperJournal) => T, rel: string): T | undefined {
     const j = this.journal;
@@ -188,10 +185,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     try {
       return step(j);
     } catch (e) {
-      if (j.deferrable(e)) {
-        this.recording(step, rel);
-        return undefined;
-      }
       // The disk change stands; the journal is repaired from the upper dir at next mount.
       this.journalBroken = true;
       this.pendingJournal = [];
@@ -255,10 +248,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
 
-  timeouts(): Timeouts {
-    return this.cacheTimeouts;
-  }
-
   root(): { attr: Attr; data: UNode } {
     const r = resolveRoot(this.stack);
     // The bridge keeps this very object as the root inode's data; copy-up's path walks
@@ -277,7 +266,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   lookup(_ctx: Context, parent: Node, name: string): Entry<UNode> {
     const r = resolveChild(this.stack, parent, name);
-    return { attr: this.attrOf(r), data: r.data, timeouts: this.cacheTimeouts };
+    return { attr: this.attrOf(r), data: r.data };
   }
 
   getattr(_ctx: Context, node: Node, fh: UnionHandle | undefined): Attr {
@@ -349,7 +338,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // directory has nothing below it: an opaque one, or a name no lower layer has).
     const st = lstatHostOrThrow(target);
     this.changedTo(rel, st);
-    return { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data: { upper: true, metacopy: false, lowers: [] }, timeouts: this.cacheTimeouts };
+    return { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data: { upper: true, metacopy: false, lowers: [] } };
   }
 
   mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<UNode> {

@@ -172,6 +172,7 @@ describe('the daemon journal with other writers on the same index file', () => {
     expect(state(e.ufs).pendingJournal).toHaveLength(0);
     expect(recorded(e)).toEqual(['A /moved', 'A /moved/kid']);
   });
+
   it('a record that cannot be written breaks the journal once: the rest of its batch is kept, nothing more is queued, and readers go by the upper dir', () => {
     const e = setup();
     const { data, had } = copiedUpData(e);
