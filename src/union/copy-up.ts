@@ -155,7 +155,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyModeTimes(st, undefined, tmp);
-      this.install(tmp, node, node.path(), node.data.lowers[0]!, false);
+      this.install(tmp, node.path(), node.parent(), node.data.lowers[0]!, false);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -172,17 +172,15 @@ export class CopyUp {
   /**
    * Renames a finished copy into its place. Copy-up is not a change the user made to the
    * parent directory, so its times are put back as they were (overlayfs does the same),
-   * unless the caller is about to change the parent itself.
+   * unless the caller is about to change the parent itself; `parent`, its inode, is told.
+   * `rel` is the path the copy was made for, taken before any wait and not read again:
+   * should the parent have been renamed meanwhile, the rename into place fails (ENOENT)
+   * and nothing is half done.
    */
-  /**
-   * `rel`: the path the copy was made for. Taken before any wait, not read again: should the
-   * parent have been renamed meanwhile, the rename into place fails (ENOENT) and nothing
-   * is half done.
-   */
-  private install(tmp: HostPath, node: Inode<UNode>, rel: string, from: LowerRef, changesParent: boolean): void {
+  private install(tmp: HostPath, rel: string, parent: Inode<UNode> | undefined, from: LowerRef, changesParent: boolean): void {
     const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
     if (changesParent) put();
-    else this.keepingParentTimes(node.parent(), rel, put);
+    else this.keepingParentTimes(parent, rel, put);
     this.installed(rel, from.path === rel);
   }
 
@@ -281,7 +279,7 @@ export class CopyUp {
         this.setOrigin(tmp, dataSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, node, rel, dataRef, opts.changesParent === true);
+      this.install(tmp, rel, node.parent(), dataRef, opts.changesParent === true);
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
