@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import type { Inode } from '../fs/inode.js';
 import type { ContainerRecord, ImageStore } from '../store/images.js';
 import { removeTree } from '../store/paths.js';
-import type { UNode } from '../union/node.js';
+import { lowerData, type UNode } from '../union/node.js';
 import { mergedEntries } from '../union/readdir.js';
 import { resolveChild, resolveRoot, type Resolved } from '../union/resolve.js';
 import { LayerStack } from '../union/stack.js';
@@ -88,6 +88,7 @@ export class ContainerView {
   /** Where a file's content is read: the upper copy, unless it is a metacopy (data below). */
   dataPath(rel: string, r: Resolved): string | Buffer {
     if (r.data.upper && !r.data.metacopy) return this.stack.upperPath(rel);
-    return r.data.lowers[0] ? this.stack.lowerPath(r.data.lowers[0]) : this.stack.upperPath(rel);
+    const data = lowerData(r.data);
+    return data ? this.stack.lowerPath(data) : this.stack.upperPath(rel);
   }
 }

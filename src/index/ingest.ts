@@ -9,7 +9,7 @@
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import { osPath } from '../util/os-path.js';
-import { hasOpaqueXattr, isMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
+import { hasOpaqueXattr, isMetacopy, isWhiteout, mayBeMetacopy, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
 import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb, type RowAttrs } from './schema.js';
 
 const S_IFMT = 0o170000;
@@ -60,8 +60,7 @@ export function rowOf(full: string, pathIx: number, st: BigIntStats, extraFlags:
       target = redirect;
     }
   } else if (type === S_IFLNK) target = fs.readlinkSync(p, { encoding: 'latin1' });
-  // A metadata-only copy holds no data of its own: only a sparse file can be one.
-  else if (type === S_IFREG && st.blocks * 512n < st.size && isMetacopy(p)) flags |= F_METACOPY;
+  else if (type === S_IFREG && mayBeMetacopy(Number(st.size), Number(st.blocks), Number(st.blksize)) && isMetacopy(p)) flags |= F_METACOPY;
   const [ms, mns] = splitTime(st.mtimeNs);
   const [as, ans] = splitTime(st.atimeNs);
   const [cs, cns] = splitTime(st.ctimeNs);

@@ -13,7 +13,7 @@ import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
-import type { UNode } from './node.js';
+import { lowerData, type UNode } from './node.js';
 import { resolveChild } from './resolve.js';
 import { standIn } from './stand-in.js';
 import type { LayerStack, LowerRef, Owner } from './stack.js';
@@ -219,20 +219,24 @@ export class CopyUp {
   /** `lowerSt`: the lstat of the lower file when file() already made it. */
   private async doFile(node: Inode<UNode>, metaOnly: boolean, opts: CopyOptions, lowerSt?: HostStat): Promise<void> {
     const d = node.data;
-    const dataRef = d.lowers[0]!;
+    // The lower object at this name (its inode number, its hard-link set) and the one
+    // holding its data: the same file, unless the first is a lower metacopy (node.ts).
+    const shown = d.lowers[0]!;
+    const dataRef = lowerData(d)!;
     const dataPath = this.stack.lowerPath(dataRef);
-    const dataSt = lowerSt ?? lstatHostOrThrow(dataPath);
+    const shownSt = lowerSt ?? lstatHostOrThrow(this.stack.lowerPath(shown));
+    const dataSt = dataRef === shown ? shownSt : lstatHostOrThrow(dataPath);
     const rel = node.path();
     const target = this.stack.upperPathString(rel);
     // A metacopy going to full data keeps the metadata it has in the upper dir by now.
-    const metaSrc = d.upper ? osPath(target) : dataPath;
-    const metaSt = d.upper ? lstatHostOrThrow(metaSrc) : dataSt;
+    const metaSrc = d.upper ? osPath(target) : this.stack.lowerPath(shown);
+    const metaSt = d.upper ? lstatHostOrThrow(metaSrc) : shownSt;
     const type = dataSt.mode & S_IFMT;
     const tmp = this.stack.tmpName();
     // A fresh copy of data lands behind the request (landing.ts). Not a metacopy getting its
     // data (the mark would lose the redirect it may need), nor a hard-link set (its other
     // names are linked to the copy as it lands).
-    const later = !metaOnly && this.durable === 'behind' && !d.upper && type === S_IFREG && dataSt.nlink === 1;
+    const later = !metaOnly && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
@@ -240,7 +244,7 @@ export class CopyUp {
         if (later) landing = fd;
         try {
           if (metaOnly) {
-            fs.ftruncateSync(fd, dataSt.size);
+            fs.ftruncateSync(fd, metaSt.size);
             native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
             if (opts.redirect !== undefined) native.fsetxattr(fd, XATTR_REDIRECT, Buffer.from(opts.redirect, 'latin1'), 0);
           } else {
@@ -254,7 +258,7 @@ export class CopyUp {
           }
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
-          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(dataSt.dev, dataSt.ino), metaSrc, d.upper), 0);
+          native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(shownSt.dev, shownSt.ino), metaSrc, d.upper), 0);
           copyModeTimes(metaSt, fd, tmp, opts.attrs);
           // Copied data is durable before it replaces the lower file: fsynced now, or
           // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
@@ -268,7 +272,7 @@ export class CopyUp {
         fs.symlinkSync(fs.readlinkSync(dataPath, { encoding: 'buffer' }), tmp);
         copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
-        this.setOrigin(tmp, dataSt);
+        this.setOrigin(tmp, shownSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       } else {
         // fifo, socket, device: the node itself is all there is to copy.
@@ -276,10 +280,10 @@ export class CopyUp {
         native.mknod(tmp, dataSt.mode, major, minor);
         copyOwner(metaSt, undefined, tmp, this.stack.tmpOwner);
         copyXattrs(metaSrc, undefined, tmp);
-        this.setOrigin(tmp, dataSt);
+        this.setOrigin(tmp, shownSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, node.parent(), dataRef, opts.changesParent === true);
+      this.install(tmp, rel, node.parent(), shown, opts.changesParent === true);
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
@@ -293,8 +297,11 @@ export class CopyUp {
     d.upper = true;
     d.metacopy = metaOnly && type === S_IFREG;
     d.dataBlocks = d.metacopy ? dataSt.blocks : undefined;
-    if (!d.metacopy) d.lowers = [];
-    if (type === S_IFREG && !metaOnly && dataSt.nlink > 1) this.linkSiblings(dataRef, dataSt.ino, target);
+    if (!d.metacopy) {
+      d.lowers = [];
+      d.data = undefined;
+    }
+    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1) this.linkSiblings(shown, shownSt.ino, target);
   }
 
   /**

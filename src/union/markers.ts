@@ -12,7 +12,7 @@ import { native } from '../native/binding.js';
 import type { HostPath } from '../host/files.js';
 import { hasOpaqueXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, XATTR_OPAQUE, XATTR_REDIRECT, xattrOrUndefined } from '../util/overlay-records.js';
 
-export { isMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf, XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from '../util/overlay-records.js';
+export { isMetacopy, mayBeMetacopy, isWhiteout, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf, XATTR_METACOPY, XATTR_OPAQUE, XATTR_REDIRECT } from '../util/overlay-records.js';
 
 /** Our own record: the st_ino an object had before copy-up, so its inode number stays. */
 export const XATTR_ORIGIN_INO = 'trusted.stratafs.ino';

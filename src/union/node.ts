@@ -6,7 +6,7 @@ import type { LowerRef } from './stack.js';
 export interface UNode {
   /** The object exists in the upper dir, at its union path. */
   upper: boolean;
-  /** A regular file copied up for metadata only: its data still lives in lowers[0]. */
+  /** A regular file copied up for metadata only: its data still lives below (lowerData()). */
   metacopy: boolean;
   /**
    * For a directory: the lower directories merged below it, top first (empty when it is
@@ -14,6 +14,12 @@ export interface UNode {
    * holds it (or its data, for a metacopy), when there is one.
    */
   lowers: LowerRef[];
+  /**
+   * For a regular file whose lower object is itself a metadata-only copy (an overlay upper
+   * dir stacked as a lower layer, as podman does with layers made under metacopy=on): the
+   * lower file further down that holds its data. Absent: lowers[0] holds the data.
+   */
+  data?: LowerRef;
   /**
    * For a metacopy: the block count of the lower file that holds its data. Lower layers
    * never change, so a stat of the file needs no second lstat for it.
@@ -30,4 +36,9 @@ export interface UNode {
    * fsync, rename or link of the file waits for it.
    */
   landing?: Landing;
+}
+
+/** The lower file a regular file's data is read from while it has no data of its own in the upper dir. */
+export function lowerData(d: UNode): LowerRef | undefined {
+  return d.data ?? d.lowers[0];
 }

@@ -5,13 +5,13 @@
 // lookup reads no inode of the layers); otherwise (no index, or below a redirect) each
 // layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
-import { ENOENT_ERROR } from '../fuse/errors.js';
+import { ENOENT_ERROR, fsError } from '../fuse/errors.js';
 import type { Inode } from '../fs/inode.js';
 import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.js';
 import { mergeDown, type Probe } from '../index/resolution.js';
 import { ROOT_IX } from '../index/schema.js';
 import { probeOf, type LowerRow, type StackView } from '../index/stack-view.js';
-import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
+import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, mayBeMetacopy, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
 import type { UNode } from './node.js';
 import type { LayerStack, LowerRef } from './stack.js';
 
@@ -33,10 +33,38 @@ function join(dir: string, name: string): string {
 
 /** `.wh.NAME` beside where NAME would be, in an OCI-format layer. */
 function ociWhiteout(stack: LayerStack, ref: LowerRef): boolean {
-  const slash = ref.path.lastIndexOf('/');
-  const dir = slash < 0 ? '' : ref.path.slice(0, slash);
-  const name = ref.path.slice(slash + 1);
-  return lstatHost(stack.lowerPath({ layer: ref.layer, path: join(dir, OCI_WHITEOUT_PREFIX + name) })) !== undefined;
+  const name = ref.path.slice(ref.path.lastIndexOf('/') + 1);
+  return lstatHost(stack.lowerPath({ layer: ref.layer, path: join(dirOf(ref.path), OCI_WHITEOUT_PREFIX + name) })) !== undefined;
+}
+
+function dirOf(p: string): string {
+  const slash = p.lastIndexOf('/');
+  return slash < 0 ? '' : p.slice(0, slash);
+}
+
+/**
+ * The directories at an absolute path in the layers below `layer` (-1: all layers). Where
+ * a lower layer may hold redirects of its own, each directory on the way is resolved in
+ * those layers, so one renamed in a layer is followed (overlayfs walks a redirect the same
+ * way); otherwise the path is the same in every layer.
+ */
+function lowerDirsAt(stack: LayerStack, dir: string, layer: number): LowerRef[] {
+  let dirs: LowerRef[] = stack.lowers.map((_, l) => ({ layer: l, path: '' })).filter((r) => r.layer > layer);
+  const parts = dir.split('/').filter((n) => n !== '');
+  if (!stack.lowerRedirects) return dirs.map((d) => ({ layer: d.layer, path: parts.join('/') }));
+  for (const name of parts) {
+    const found = searchLowers(stack, dirs.map((d) => ({ layer: d.layer, path: join(d.path, name) })), 'none');
+    if (!found.top || !isDir(found.top)) return [];
+    dirs = found.refs;
+  }
+  return dirs;
+}
+
+/** An absolute redirect's candidates in the layers below `layer` (-1: all layers). */
+function atPath(stack: LayerStack, redirect: string, layer = -1): LowerRef[] {
+  const p = redirect.replace(/^\/+/, '');
+  const name = p.slice(p.lastIndexOf('/') + 1);
+  return lowerDirsAt(stack, dirOf(p), layer).map((d) => ({ layer: d.layer, path: join(d.path, name) }));
 }
 
 /**
@@ -50,23 +78,22 @@ function hidesBelow(stack: LayerStack, ref: LowerRef): boolean {
 
 /** The lower directories to search for children of a dir whose upper copy redirects. */
 function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: string): LowerRef[] {
-  if (redirect.startsWith('/')) {
-    const p = redirect.replace(/^\/+/, '');
-    return stack.lowers.map((_, layer) => ({ layer, path: p }));
-  }
+  if (redirect.startsWith('/')) return atPath(stack, redirect);
   // A bare name (overlayfs's record of a rename within one directory): in the parent's lower dirs.
   return parentLowers.map((r) => ({ layer: r.layer, path: join(r.path, redirect) }));
 }
 
-/** Looks at one candidate on disk: what is there, and the stats when something is. */
-function diskProbe(stack: LayerStack, sts: Map<LowerRef, HostStat>): (ref: LowerRef) => Probe {
+/** Looks at one candidate on disk: what is there, and the stats when something is; `hiding`: dirs that hide the layers below. */
+function diskProbe(stack: LayerStack, sts: Map<LowerRef, HostStat>, hiding: Set<LowerRef>): (ref: LowerRef) => Probe {
   return (ref) => {
     const st = lstatHost(stack.lowerPath(ref));
     if (!st) return { found: ociWhiteout(stack, ref) ? 'whiteout' : 'none', hides: false };
     if (isWhiteout(st)) return { found: 'whiteout', hides: true };
     sts.set(ref, st);
     const dir = isDir(st);
-    return { found: dir ? 'dir' : 'other', hides: dir && hidesBelow(stack, ref) };
+    const hides = dir && hidesBelow(stack, ref);
+    if (hides) hiding.add(ref);
+    return { found: dir ? 'dir' : 'other', hides };
   };
 }
 
@@ -77,8 +104,51 @@ function diskProbe(stack: LayerStack, sts: Map<LowerRef, HostStat>): (ref: Lower
  */
 function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' | 'dir' | 'metacopy'): Search {
   const sts = new Map<LowerRef, HostStat>();
-  const { refs, top } = mergeDown(candidates, diskProbe(stack, sts), below);
-  return { refs, top: top && sts.get(top) };
+  const hiding = new Set<LowerRef>();
+  const { refs, top } = mergeDown(candidates, diskProbe(stack, sts, hiding), below);
+  const found = { refs, top: top && sts.get(top) };
+  // A lower directory renamed in its own layer (an overlay upper dir used as a layer)
+  // carries a redirect: the layers below it hold its contents at the old name.
+  for (const [i, ref] of refs.entries()) {
+    if (!isDir(sts.get(ref)!) || hiding.has(ref)) break;
+    const r = redirectOf(stack.lowerPath(ref));
+    if (r === undefined) continue;
+    const rest = r.startsWith('/')
+      ? atPath(stack, r, ref.layer)
+      : candidates.filter((c) => c.layer > ref.layer).map((c) => ({ layer: c.layer, path: join(dirOf(c.path), r) }));
+    return { ...found, refs: [...refs.slice(0, i + 1), ...searchLowers(stack, rest, 'dir').refs] };
+  }
+  return found;
+}
+
+
+/**
+ * Where the data of a lower regular file lies when that file is itself a metadata-only
+ * copy: an overlay upper dir (the kernel's with metacopy=on, or ours) stacked as a lower
+ * layer. As overlayfs does, the search goes on in the layers below it, at its redirect
+ * (absolute, or a name in its parent's lower dirs) or else at its own name, until a file
+ * with data is found; undefined when there is none (the file is then shown as it is).
+ * `parentDirs`: the merged parent's lower dirs, which know where a renamed parent lies
+ * below. The mark is read only where blocks and size allow it (mayBeMetacopy).
+ */
+function dataBelow(stack: LayerStack, ref: LowerRef, st: HostStat, parentDirs: LowerRef[]): { ref: LowerRef; st: HostStat } | undefined {
+  if ((st.mode & S_IFMT) !== S_IFREG || !mayBeMetacopy(st.size, st.blocks, st.blksize)) return undefined;
+  const p = stack.lowerPath(ref);
+  if (!isMetacopy(p)) return undefined;
+  const name = ref.path.slice(ref.path.lastIndexOf('/') + 1);
+  // The parent's own lower dirs when the file was found in one of them; otherwise (reached
+  // through an upper metacopy's absolute redirect) its directory in each layer below.
+  const viaParent = parentDirs.some((d) => d.layer === ref.layer && join(d.path, name) === ref.path);
+  const dirs = viaParent ? parentDirs.filter((d) => d.layer > ref.layer) : lowerDirsAt(stack, dirOf(ref.path), ref.layer);
+  const r = redirectOf(p);
+  const candidates =
+    r !== undefined && r.startsWith('/')
+      ? atPath(stack, r, ref.layer)
+      : dirs.map((d) => ({ layer: d.layer, path: join(d.path, r ?? name) }));
+  const found = searchLowers(stack, candidates, 'metacopy');
+  const next = found.refs[0];
+  if (!next || !found.top) return undefined;
+  return dataBelow(stack, next, found.top, r !== undefined && r.startsWith('/') ? [] : dirs) ?? { ref: next, st: found.top };
 }
 
 interface Search {
@@ -138,6 +208,27 @@ function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'non
   return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) })), below);
 }
 
+/**
+ * Where an absolute redirect to a node's lower objects points: the path at which they are
+ * found from the top lower layer. Without redirects in the lower layers that is the path of
+ * its top lower object. With them (a directory renamed in a lower layer leaves its old path
+ * to the layers below it), it is the node's union path with each directory that has a
+ * redirect in the upper dir replaced by that redirect, as overlayfs builds it.
+ */
+export function redirectTarget(stack: LayerStack, node: Inode<UNode>): string {
+  if (!stack.lowerRedirects) return `/${node.data.lowers[0]!.path}`;
+  const names: string[] = [];
+  for (let n = node; !n.isRoot; ) {
+    const link = n.links[0];
+    if (!link) throw fsError('ESTALE', `inode ${n.nodeid} has no name`);
+    const r = n.data.upper ? redirectOf(stack.upperPath(n.path())) : undefined;
+    if (r?.startsWith('/')) return [r.replace(/\/+$/, ''), ...names.reverse()].join('/');
+    names.push(r ?? link.name);
+    n = link.parent;
+  }
+  return `/${names.reverse().join('/')}`;
+}
+
 /** The union inode number of a host object (see LayerStack.unionIno and XATTR_ORIGIN_INO). */
 export function inoOf(stack: LayerStack, st: HostStat, upperPath?: string | Buffer): bigint {
   if (upperPath !== undefined) {
@@ -188,14 +279,18 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         const metacopy = found.refs.length > 0;
-        return { data: { upper: true, metacopy, lowers: found.refs, dataBlocks: metacopy ? found.top?.blocks : undefined }, st, ino };
+        const deeper = metacopy && found.top ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
+        const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
+        return { data: { upper: true, metacopy, lowers: found.refs, data: deeper?.ref, dataBlocks: metacopy ? blocks : undefined }, st, ino };
       }
       return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
     }
   }
   const { refs, top, ix } = below('none');
   if (!top) throw ENOENT_ERROR;
-  return { data: { upper: false, metacopy: false, lowers: refs, ix }, st: top, ino: inoOf(stack, top) };
+  // The index answers only for stacks without lower metacopies (PathIndex.stack's `special`).
+  const deeper = ix === undefined ? dataBelow(stack, refs[0]!, top, pd.lowers) : undefined;
+  return { data: { upper: false, metacopy: false, lowers: refs, ix, data: deeper?.ref, dataBlocks: deeper?.st.blocks }, st: top, ino: inoOf(stack, top) };
 }
 
 /** Whether some lower layer still shows this name below the parent (a delete must then leave a whiteout). */

@@ -38,6 +38,12 @@ export class LayerStack {
   readonly landings = new Landings();
   /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
   view: StackView | undefined;
+  /**
+   * Lower layers may hold overlayfs redirects or metacopies (overlay upper dirs used as
+   * layers): absolute redirects are then resolved a directory at a time (resolve.ts). Set
+   * false by UnionFs when the path index found none.
+   */
+  lowerRedirects = true;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
   readonly lowerDevs: number[];
   /** st_dev -> small index, so inode numbers of different filesystems never collide. */

@@ -22,9 +22,9 @@ import type { ObjectKind } from '../util/overlay-records.js';
 import { rootStandIn, standIn } from './stand-in.js';
 import { CopyUp } from './copy-up.js';
 import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
-import type { UNode } from './node.js';
+import { lowerData, type UNode } from './node.js';
 import { mergedEntries } from './readdir.js';
-import { lowerHasName, resolveChild, resolveRoot, type Resolved } from './resolve.js';
+import { lowerHasName, redirectTarget, resolveChild, resolveRoot, type Resolved } from './resolve.js';
 import { LayerStack, type StackSpec } from './stack.js';
 import { finishVolatile, markVolatile, refuseUnfinishedVolatile } from './volatile.js';
 
@@ -124,7 +124,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.index = index;
     const stack = index.stack(this.stack.lowers);
     if (stack.special) log.info({ index: file }, 'lower layers hold overlayfs redirects or metacopies: lower lookups probe the layers');
-    else this.stack.view = stack.view;
+    else {
+      this.stack.view = stack.view;
+      this.stack.lowerRedirects = false;
+    }
     if (this.stack.upper) this.journal = index.attachUpper(this.stack.upper, stack);
   }
 
@@ -234,8 +237,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private contentPath(node: Node): string | Buffer {
     const d = node.data;
     if (d.upper && !d.metacopy) return this.upperPath(node);
-    if (d.lowers.length > 0) return this.stack.lowerPath(d.lowers[0]!);
-    return this.upperPath(node);
+    const data = lowerData(d);
+    return data ? this.stack.lowerPath(data) : this.upperPath(node);
   }
 
   /** Where metadata is read from: the upper copy when there is one. */
@@ -274,8 +277,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
     st.ino = node.ino;
     const d = node.data;
-    if (d.metacopy && d.lowers[0]) {
-      const blocks = d.dataBlocks ?? lstatHost(this.stack.lowerPath(d.lowers[0]))?.blocks;
+    // Data below (an upper or lower metacopy): its blocks are the ones the file has.
+    const data = d.metacopy || d.data ? lowerData(d) : undefined;
+    if (data) {
+      const blocks = d.dataBlocks ?? lstatHost(this.stack.lowerPath(data))?.blocks;
       if (blocks !== undefined) st.blocks = blocks;
     }
     return st;
@@ -428,7 +433,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // Absolute: overlayfs writes a bare name for a rename within one directory, which
     // would point elsewhere once the directory moves to another parent.
     const up = this.upperPath(node);
-    const want = `/${node.data.lowers[0]!.path}`;
+    const want = redirectTarget(this.stack, node);
     if (redirectOf(up) !== want) setRedirect(up, want);
   }
 
@@ -440,8 +445,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const d = node.data;
     // A metadata-only copy finds its data below by its own path, or by its redirect: once
     // it moves, it needs the redirect (also when an earlier chmod made it, at its old name).
-    const data = !d.upper || d.metacopy ? d.lowers[0] : undefined;
-    const redirect = data && `/${data.path}`;
+    const redirect = (!d.upper || d.metacopy) && d.lowers.length > 0 ? redirectTarget(this.stack, node) : undefined;
     return after(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: true }), (copied) => {
       if (!copied && d.metacopy && redirect) setRedirect(this.upperPath(node), redirect);
     });

@@ -51,6 +51,17 @@ export function redirectOf(p: string | Buffer): string | undefined {
   return xattrOrUndefined(p, XATTR_REDIRECT)?.toString('latin1');
 }
 
+/**
+ * Whether a regular file's size and blocks leave room for it to be a metadata-only copy,
+ * which holds no data: only then is the mark worth an xattr read. Its blocks may still
+ * count one block of xattrs (ext4 moves them out of the inode once the origin, metacopy
+ * and redirect records no longer fit there), so a small file always needs the read.
+ * An empty file shows the same with or without data below.
+ */
+export function mayBeMetacopy(size: number, blocks: number, blksize: number): boolean {
+  return size > 0 && blocks * 512 < size + Math.max(blksize, 4096);
+}
+
 export function isMetacopy(p: string | Buffer): boolean {
   return xattrOrUndefined(p, XATTR_METACOPY) !== undefined;
 }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PathIndex } from '../../src/index/path-index.js';
-import { openIndexDb } from '../../src/index/schema.js';
+import { INDEX_SCHEMA_VERSION, openIndexDb } from '../../src/index/schema.js';
 import { tmpdir } from '../helpers/mount.js';
 
 const root = tmpdir('index-open');
@@ -141,7 +141,7 @@ describe('opening the path index', () => {
   it('an index of an older schema is moved aside and rebuilt; one of a newer schema is refused and left', () => {
     const older = path.join(dir(), 'index.db');
     made(older);
-    alter(older, 'PRAGMA user_version = 1');
+    alter(older, `PRAGMA user_version = ${INDEX_SCHEMA_VERSION - 1}`);
     const { db, rebuilt } = openIndexDb(older);
     db.close();
     expect(rebuilt).toBe(true);
@@ -150,7 +150,7 @@ describe('opening the path index', () => {
     const newer = path.join(dir(), 'index.db');
     made(newer);
     alter(newer, 'PRAGMA user_version = 99');
-    expect(() => openIndexDb(newer)).toThrow(`${newer}: index schema version 99 is newer than this strata (2)`);
+    expect(() => openIndexDb(newer)).toThrow(`${newer}: index schema version 99 is newer than this strata (${INDEX_SCHEMA_VERSION})`);
     expect(movedAside(newer)).toEqual([]);
   });
 });
