@@ -17,6 +17,16 @@ function indexFile(values: { index?: string; root?: string }): string {
   return file;
 }
 
+/**
+ * An upper dir's journal as a user needs to know it: who holds it, and whether it misses
+ * changes (its daemon stopped recording after a failed write: `strata diff` then reads the
+ * upper dir itself, and the next mount rebuilds the journal).
+ */
+function upperState(u: { owner: string | null; broken: string | null }): string {
+  const held = u.owner ? `open (daemon ${u.owner.split(':')[1]})` : 'closed';
+  return u.broken === null ? held : `${held}, journal incomplete (${u.broken}): rebuilt at the next mount`;
+}
+
 export async function indexCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -37,7 +47,7 @@ export async function indexCommand(argv: string[]): Promise<number> {
       process.stdout.write(`${s.file}: ${humanSize(s.bytes)} on disk, ${s.entries} entries (${perEntry} bytes each), ${s.paths} paths, ${s.stacks} stacks\n\n`);
       const rate = (l: { entries: number; buildMs: number }): string => (l.buildMs > 0 ? `${Math.round(l.entries / (l.buildMs / 1000))}/s` : '-');
       process.stdout.write(`${renderTable(['LAYER', 'ENTRIES', 'BUILD', 'RATE', 'INDEXED'], s.layers.map((l) => [l.dir, String(l.entries), l.complete ? `${Math.round(l.buildMs)} ms` : 'incomplete', rate(l), l.built]))}`);
-      if (s.uppers.length) process.stdout.write(`\n${renderTable(['UPPER', 'CHANGES', 'STATE'], s.uppers.map((u) => [u.dir, String(u.changes), u.owner ? `open (daemon ${u.owner.split(':')[1]})` : 'closed']))}`);
+      if (s.uppers.length) process.stdout.write(`\n${renderTable(['UPPER', 'CHANGES', 'STATE'], s.uppers.map((u) => [u.dir, String(u.changes), upperState(u)]))}`);
       return 0;
     }
     if (sub === 'check') {

@@ -66,6 +66,21 @@ function recorded(e: Env): string[] {
 }
 
 describe('upper-change journal', () => {
+  it('strata index stats tells a journal its daemon stopped writing apart from a complete one', async () => {
+    const e = setup();
+    const m = mount(e);
+    fs.writeFileSync(`${e.mnt}/data/new.txt`, 'new');
+    await umount(m);
+    const stats = (): string => strata('index', 'stats', '--index', e.index).stdout;
+    expect(stats()).toMatch(/\bclosed\s*$/m);
+    const db = new Database(e.index);
+    db.prepare('UPDATE uppers SET broken = ?').run('SQLITE_FULL: database or disk is full');
+    db.close();
+    expect(stats()).toContain('closed, journal incomplete (SQLITE_FULL: database or disk is full): rebuilt at the next mount');
+    mounts.push(mount(e));
+    expect(stats()).not.toContain('journal incomplete');
+  });
+
   it('writes records after the reply, at once on an fsync of a mount directory (strata diff) and at unmount', async () => {
     const e = setup();
     // Held back ten minutes unless asked: only FSYNCDIR or unmount can write them.
