@@ -188,8 +188,9 @@ function openChecked(file: string, busyTimeoutMs: number): IndexDb {
  * an I/O error or a full disk says nothing of the file, and daemons that have it open would
  * go on writing to the file moved aside.
  */
-export function openIndexDb(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS): { db: IndexDb; rebuilt: boolean } {
+export function openIndexDb(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS, retried = false): { db: IndexDb; rebuilt: boolean } {
   fs.mkdirSync(path.dirname(file), { recursive: true });
+  const seen = fileIdentity(file);
   let why: Unusable;
   try {
     return { db: openChecked(file, busyTimeoutMs), rebuilt: false };
@@ -203,8 +204,29 @@ export function openIndexDb(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_M
   }
   const older = why.aside === 'old';
   const aside = `${file}.${why.aside}-${Date.now()}`;
+  // Another process that found the same file unusable may have moved it aside and made a
+  // fresh one meanwhile: that one is opened, not moved aside in its turn.
+  if (!moveAside(file, seen, aside)) {
+    if (retried) throw new Error(`${file}: the path index keeps being replaced while it is opened`);
+    return openIndexDb(file, busyTimeoutMs, true);
+  }
   log.warn({ file, err: why.message, movedTo: aside }, 'path index unreadable; rebuilding it from the layer dirs');
   process.stderr.write(`strata: ${older ? 'note' : 'warning'}: ${file}: ${older ? 'made by an older strata' : 'index unreadable'} (${why.message}); moved to ${aside}, rebuilding\n`);
+  return { db: openChecked(file, busyTimeoutMs), rebuilt: true };
+}
+
+/** dev:ino of the file at a path, or undefined when there is none. */
+function fileIdentity(file: string): string | undefined {
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  return st && `${st.dev}:${st.ino}`;
+}
+
+/**
+ * Moves the index file (and its -wal and -shm) to `aside`, unless the file at that path is
+ * no longer the one found unusable (`seen`, its dev:ino): then false, and nothing moved.
+ */
+export function moveAside(file: string, seen: string | undefined, aside: string): boolean {
+  if (fileIdentity(file) !== seen) return false;
   for (const suffix of ['', '-wal', '-shm']) {
     try {
       fs.renameSync(file + suffix, aside + suffix);
@@ -212,5 +234,5 @@ export function openIndexDb(file: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_M
       /* not there */
     }
   }
-  return { db: openChecked(file, busyTimeoutMs), rebuilt: true };
+  return true;
 }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PathIndex } from '../../src/index/path-index.js';
-import { INDEX_SCHEMA_VERSION, openIndexDb } from '../../src/index/schema.js';
+import { INDEX_SCHEMA_VERSION, moveAside, openIndexDb } from '../../src/index/schema.js';
 import { tmpdir } from '../helpers/mount.js';
 
 const root = tmpdir('index-open');
@@ -136,6 +136,24 @@ describe('opening the path index', () => {
     expect(rebuilt).toBe(true);
     expect(movedAside(file)).toEqual([expect.stringMatching(/^index\.db\.broken-\d+$/)]);
     expect(db.prepare('SELECT count(*) FROM layers').pluck().get()).toBe(0);
+  });
+
+  it('a damaged file another process has replaced meanwhile is not moved aside: the replacement stays', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    const seen = `${fs.statSync(file).dev}:${fs.statSync(file).ino}`;
+    // The other process: moved the damaged file aside and made a fresh index in its place.
+    fs.renameSync(file, `${file}.broken-1`);
+    made(file);
+    expect(moveAside(file, seen, `${file}.broken-2`)).toBe(false);
+    expect(layerCount(file)).toBe(1);
+    expect(movedAside(file)).toEqual(['index.db.broken-1']);
+    // The file it did find unusable is moved, with its -wal and -shm.
+    const now = `${fs.statSync(file).dev}:${fs.statSync(file).ino}`;
+    expect(moveAside(file, now, `${file}.broken-3`)).toBe(true);
+    expect(fs.existsSync(file)).toBe(false);
+    expect(movedAside(file)).toContain('index.db.broken-3');
+    expect(movedAside(file).some((f) => f.startsWith('index.db.broken-2'))).toBe(false);
   });
 
   it('an index of an older schema is moved aside and rebuilt; one of a newer schema is refused and left', () => {
