@@ -1,11 +1,16 @@
 // A bounded map of recently used answers (least recently used goes first), above SQLite:
-// hot directory entries are answered without a query. Bounded by entry count so the
-// daemon's memory does not grow with the image.
+// hot directory entries are answered without a query. Bounded by weight (by default one
+// per entry; a directory listing weighs its names) so the daemon's memory does not grow
+// with the image.
 
 export class HotCache<K, V> {
   private readonly map = new Map<K, V>();
+  private total = 0;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly weigh: (value: V) => number = () => 1,
+  ) {}
 
   get(key: K): V | undefined {
     const v = this.map.get(key);
@@ -18,9 +23,18 @@ export class HotCache<K, V> {
   }
 
   set(key: K, value: V): void {
-    this.map.delete(key);
+    this.drop(key);
     this.map.set(key, value);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
+    this.total += this.weigh(value);
+    // The newest entry stays even when it alone weighs more than the limit.
+    while (this.total > this.limit && this.map.size > 1) this.drop(this.map.keys().next().value as K);
+  }
+
+  private drop(key: K): void {
+    const old = this.map.get(key);
+    if (old === undefined) return;
+    this.total -= this.weigh(old);
+    this.map.delete(key);
   }
 
   get size(): number {

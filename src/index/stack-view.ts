@@ -14,6 +14,8 @@ const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 /** The largest directory (in rows: names x layers) whose listing a lookup loads at once. */
 const LISTED_ROWS = 2_048;
+/** Names held by the cached listings in all: 64 listings of the largest a lookup loads. */
+const LISTINGS_CACHED_NAMES = 64 * LISTED_ROWS;
 /** A one-name query costs about what a listing costs for this many names (~10 us / ~3 us, in the daemon). */
 const NAMES_PER_QUERY = 3;
 
@@ -68,7 +70,8 @@ export class StackView {
   private readonly countStmt: Statement;
   private readonly listBoundedStmt: Statement;
   private readonly childCache = new HotCache<string, PathRows | null>(4_096);
-  private readonly listCache = new HotCache<number, Map<string, PathRows>>(64);
+  /** Listings by directory, bounded by their names in all (a readdir loads a whole directory). */
+  private readonly listCache = new HotCache<number, Map<string, PathRows>>(LISTINGS_CACHED_NAMES, (m) => m.size + 1);
   /** One-name queries spent per directory, and how many its listing is worth (see child()). */
   private readonly singles = new HotCache<number, { queries: number; worth: number }>(1_024);
   /** The directory of the last name a one-name query found (see child()). */
