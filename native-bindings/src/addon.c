@@ -78,6 +78,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("copyFileRange", js_copy_file_range),
       FN("ficlone", js_ficlone),
       FN("syncfs", js_syncfs),
+      FN("tryLockExclusive", js_try_lock_exclusive),
       FN("copyData", js_copy_data),
       FN("capSysAdmin", js_cap_sys_admin),
       FN("socketpair", js_socketpair),

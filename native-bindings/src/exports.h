@@ -25,6 +25,7 @@ DECL(js_fallocate);
 DECL(js_copy_file_range);
 DECL(js_ficlone);
 DECL(js_syncfs);
+DECL(js_try_lock_exclusive);
 DECL(js_cap_sys_admin);
 /* stat.c */
 DECL(js_lstat);

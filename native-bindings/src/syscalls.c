@@ -6,6 +6,7 @@
 #include <linux/fs.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -215,6 +216,23 @@ napi_value js_syncfs(napi_env env, napi_callback_info info) {
     return NULL;
   if (syncfs(fd) < 0) return throw_errno(env, errno, "syncfs", NULL, NULL);
   return undefined(env);
+}
+
+/* flock(fd, LOCK_EX | LOCK_NB): true when taken, false when another open file
+ * description holds a lock on the file. The kernel drops it when the holder dies, even
+ * by kill -9, which a lock file with a pid in it cannot promise. */
+napi_value js_try_lock_exclusive(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int fd;
+  if (!get_args(env, info, 1, argv) || !arg_fd(env, argv[0], "fd", &fd))
+    return NULL;
+  int rc;
+  do rc = flock(fd, LOCK_EX | LOCK_NB);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EWOULDBLOCK) return throw_errno(env, errno, "flock", NULL, NULL);
+  napi_value r;
+  NAPI_OK(env, napi_get_boolean(env, rc == 0, &r));
+  return r;
 }
 
 napi_value js_cap_sys_admin(napi_env env, napi_callback_info info) {

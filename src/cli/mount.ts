@@ -87,6 +87,8 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const indexFile = indexFileOf(o, work);
   if (!flags.foreground) {
     if (indexFile) indexLayers(indexFile, fsys.stack.lowers);
+    // The daemon takes the upper and work dirs; this check only showed they are free.
+    fsys.stack.release();
     const pid = await spawnDaemon(['mount', ...childArgs(argv)], flags['log-file']);
     process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
     return 0;

@@ -104,6 +104,8 @@ export interface NativeBinding {
   ficlone(destFd: number, srcFd: number): void;
   /** syncfs(2): writes out the whole filesystem holding fd. */
   syncfs(fd: number): void;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds a lock on it. Dropped when the holder dies. */
+  tryLockExclusive(fd: number): boolean;
   copyData(srcFd: number, dstFd: number): Promise<CopyResult>;
   capSysAdmin(): boolean;
 

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { HostPath } from '../host/files.js';
 import type { StackView } from '../index/stack-view.js';
+import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 import { Landings } from './landing.js';
 
@@ -12,6 +13,12 @@ export interface StackSpec {
   lowers: string[];
   upper?: string;
   work?: string;
+  /**
+   * A mount's daemon: the upper and work dirs are its alone while it serves (refused when
+   * another mount holds them). Readers of a container layer (diff, commit, export) pass a
+   * scratch dir of their own as work dir and take no lock.
+   */
+  exclusive?: boolean;
 }
 
 /** A directory (or object) inside one lower layer: layer index, path relative to its root. */
@@ -24,6 +31,14 @@ export interface LowerRef {
 export interface Owner {
   uid: number;
   gid: number;
+}
+
+/** Takes the exclusive lock on a directory for as long as the returned fd stays open. */
+function lockDir(dir: string): number {
+  const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  if (native.tryLockExclusive(fd)) return fd;
+  fs.closeSync(fd);
+  throw Object.assign(new Error(`${dir}: in use by another stratafs mount (EBUSY)`), { code: 'EBUSY' });
 }
 
 export class LayerStack {
@@ -46,6 +61,8 @@ export class LayerStack {
   lowerRedirects = true;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
   readonly lowerDevs: number[];
+  /** Open fds of the upper and work dirs, flocked while the mount lasts. */
+  private readonly locks: number[] = [];
   /** st_dev -> small index, so inode numbers of different filesystems never collide. */
   private readonly devIndex = new Map<number, bigint>();
 
@@ -62,6 +79,15 @@ export class LayerStack {
     if (this.upper && this.work) {
       if (!fs.statSync(this.upper).isDirectory()) throw new Error(`${this.upper}: upper dir is not a directory`);
       if (fs.statSync(this.upper).dev !== fs.statSync(this.work).dev) throw new Error(`${this.work}: work dir must be on the same filesystem as the upper dir ${this.upper}`);
+      // One mount per upper and work dir: a second one would clear the first's scratch
+      // files below, and both would write one upper dir. flock, so that a daemon killed
+      // with -9 leaves no lock behind (the kernel drops it with the process).
+      try {
+        if (spec.exclusive) for (const d of [this.upper, this.work]) this.locks.push(lockDir(d));
+      } catch (e) {
+        this.release();
+        throw e;
+      }
       this.tmp = path.join(this.work, 'stratafs');
       fs.rmSync(this.tmp, { recursive: true, force: true });
       fs.mkdirSync(this.tmp, { mode: 0o700 });
@@ -71,6 +97,11 @@ export class LayerStack {
     }
     // The upper's device first: most objects end up there and keep their plain number.
     for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d).dev);
+  }
+
+  /** Lets go of the upper and work dirs (unmounted): another mount may take them. */
+  release(): void {
+    for (const fd of this.locks.splice(0)) fs.closeSync(fd);
   }
 
   get readOnly(): boolean {

@@ -104,7 +104,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   constructor(private readonly opts: UnionOptions) {
     super();
-    this.stack = new LayerStack(opts);
+    this.stack = new LayerStack({ ...opts, exclusive: true });
     if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
     const durable = opts.volatile ? 'never' : opts.syncCopyUp ? 'before' : 'behind';
     this.copyUp = new CopyUp(
@@ -150,6 +150,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.index = undefined;
     this.journal = undefined;
     if (this.opts.volatile && this.stack.upper && this.stack.work) finishVolatile(this.stack.work, this.stack.upper);
+    this.stack.release();
   }
 
   /**

@@ -97,6 +97,30 @@ describe('mount lifecycle', () => {
     expect(entries).toHaveLength(1);
   });
 
+  it('an upper or work dir in use by a mount is refused to a second one, and free again once its daemon is killed', async () => {
+    const [upper, work, work2, mnt2] = ['upper', 'work', 'work2', 'mnt2'].map((d) => path.join(base, d));
+    for (const d of [upper!, work!, work2!, mnt2!]) fs.mkdirSync(d);
+    const union = (w: string): string[] => ['mount', '--lower', src, '--upper', upper!, '--work', w];
+    const first = mountWith(union(work!), mnt);
+    mounts.push(first);
+    for (const w of [work!, work2!]) {
+      const r = spawnSync(STRATA, [...union(w), mnt2!], { encoding: 'utf8' });
+      expect(r.status).not.toBe(0);
+      // The upper dir is the first one taken, whichever work dir comes with it.
+      expect(r.stderr).toContain(`${upper}: in use by another stratafs mount (EBUSY)`);
+      expect(isMounted(mnt2!)).toBe(false);
+    }
+    // The first mount lost nothing to the attempts (its scratch dir was not cleared).
+    fs.writeFileSync(path.join(mnt, 'new'), 'written');
+    expect(fs.readFileSync(path.join(upper!, 'new'), 'utf8')).toBe('written');
+    process.kill(first.pid, 'SIGKILL');
+    await waitFor(() => !alive(first.pid), 5000, 'daemon death');
+    spawnSync('umount', ['-l', mnt]);
+    const second = mountWith(union(work!), mnt2!);
+    mounts.push(second);
+    expect(fs.readFileSync(path.join(mnt2!, 'new'), 'utf8')).toBe('written');
+  });
+
   it('bad mount points and sources fail with a message naming the path', () => {
     const cases: Array<[string[], RegExp]> = [
       [['loopback', src, path.join(base, 'missing')], /missing/],

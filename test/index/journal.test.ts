@@ -204,7 +204,8 @@ describe('upper-change journal', () => {
     fs.mkdirSync(mnt2);
     const r = spawnSync(STRATA, ['mount', '-o', `lowerdir=${e.lowers.join(':')},upperdir=${e.upper},workdir=${e.work}`, mnt2], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/upper dir is in use by the stratafs daemon with pid \d+/);
+    // Refused before the index is touched: the first daemon holds the upper dir (flock).
+    expect(r.stderr).toContain(`${e.upper}: in use by another stratafs mount (EBUSY)`);
     expect(isMounted(mnt2)).toBe(false);
   });
 
