@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { servingPids } from '../fuse/mount.js';
 import { log } from '../util/log.js';
-import { pidAlive } from '../util/process.js';
+import { pidAlive, sleepSync } from '../util/process.js';
 
 /** How to run the strata CLI: this build's dist/cli/main.js under this node. */
 export const STRATA_CLI = [process.execPath, fileURLToPath(new URL('../cli/main.js', import.meta.url))];
@@ -63,7 +63,7 @@ export function unmount(mnt: string): void {
   }
   const end = Date.now() + 10_000;
   for (const pid of daemons) {
-    while (pidAlive(pid) && Date.now() < end) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    while (pidAlive(pid) && Date.now() < end) sleepSync(10);
     if (pidAlive(pid)) {
       log.warn({ mnt, pid }, 'daemon still running 10 s after its unmount; killing it');
       process.kill(pid, 'SIGKILL');

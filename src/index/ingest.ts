@@ -8,8 +8,11 @@
 
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
+import { log } from '../util/log.js';
 import { osPath } from '../util/os-path.js';
+import { sleepSync } from '../util/process.js';
 import { hasOpaqueXattr, isMetacopy, isWhiteout, mayBeMetacopy, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
+import { ownerAlive, selfOwner } from './owner.js';
 import { F_METACOPY, F_OPAQUE, F_REDIRECT, F_REPLACES, F_WHITEOUT, ROOT_IX, type IndexDb, type RowAttrs } from './schema.js';
 
 const S_IFMT = 0o170000;
@@ -18,6 +21,8 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 const NS = 1_000_000_000n;
 const BATCH = 4000;
+/** How often a process waiting for another that indexes the same layer looks again. */
+const BUILDER_POLL_MS = 100;
 
 export interface EntryRow extends RowAttrs {
   path: number;
@@ -129,24 +134,35 @@ export interface IngestProgress {
  */
 export function ingestLayer(db: IndexDb, key: string, dir: string, progress?: IngestProgress): number {
   const stamp = layerStamp(dir);
-  type Known = { id: number; stamp: string; complete: number } | undefined;
-  const known = db.prepare('SELECT id, stamp, complete FROM layers WHERE key = ?');
+  type Known = { id: number; stamp: string; complete: number; builder: string | null } | undefined;
+  const known = db.prepare('SELECT id, stamp, complete, builder FROM layers WHERE key = ?');
   const done = (l: Known): boolean => l !== undefined && l.complete === 1 && l.stamp === stamp;
   const seen = known.get(key) as Known;
   if (done(seen)) return seen!.id;
   const t0 = performance.now();
+  const me = selfOwner();
   // Write transactions take the lock first (BEGIN IMMEDIATE), so they wait for other
   // writers with the busy timeout: one that read first would get SQLITE_BUSY at once.
-  const start = db.transaction((): { id: number; fresh: boolean } => {
+  const begin = db.transaction((): { id: number; fresh: boolean } | { builder: number } => {
     // Read again under the lock: another process may have indexed it meanwhile.
     const old = known.get(key) as Known;
     if (done(old)) return { id: old!.id, fresh: false };
+    // Another process is indexing it right now: starting over would delete the row its
+    // next batches go to. Its result is waited for (a dead one's half is redone).
+    const builder = old?.builder && old.builder !== me ? ownerAlive(old.builder) : undefined;
+    if (builder !== undefined) return { builder };
     if (old) {
       db.prepare('DELETE FROM entries WHERE layer = ?').run(old.id);
       db.prepare('DELETE FROM layers WHERE id = ?').run(old.id);
     }
-    return { id: Number(db.prepare("INSERT INTO layers (key, dir, stamp, built) VALUES (?, ?, ?, datetime('now'))").run(key, dir, stamp).lastInsertRowid), fresh: true };
-  }).immediate();
+    return { id: Number(db.prepare("INSERT INTO layers (key, dir, stamp, built, builder) VALUES (?, ?, ?, datetime('now'), ?)").run(key, dir, stamp, me).lastInsertRowid), fresh: true };
+  });
+  let start = begin.immediate();
+  for (let told = false; 'builder' in start; start = begin.immediate()) {
+    if (!told) log.info({ layer: dir, pid: start.builder }, 'waiting for another process indexing this layer');
+    told = true;
+    sleepSync(BUILDER_POLL_MS);
+  }
   const id = start.id;
   if (!start.fresh) return id;
   const intern = db.prepare('INSERT INTO names (parent, name) VALUES (?, ?) ON CONFLICT (parent, name) DO UPDATE SET name = excluded.name RETURNING id');
@@ -167,7 +183,7 @@ export function ingestLayer(db: IndexDb, key: string, dir: string, progress?: In
     for (const [tmp, parent, name] of names) interned.set(tmp, (intern.get(real(parent), name) as { id: number }).id);
     for (const r of rows) insert.run({ ...r, path: real(r.path), layer: id });
     count += rows.length;
-    if (last) db.prepare('UPDATE layers SET entries = ?, build_ms = ?, complete = 1, special = ? WHERE id = ?').run(count, performance.now() - t0, special, id);
+    if (last) db.prepare('UPDATE layers SET entries = ?, build_ms = ?, complete = 1, special = ?, builder = NULL WHERE id = ?').run(count, performance.now() - t0, special, id);
   });
   const flush = (last: boolean): void => {
     write.immediate(last);

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { log } from '../util/log.js';
-import { pidAlive } from '../util/process.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
+import { ownerAlive, selfOwner } from './owner.js';
 import { JOURNAL_SETTLE_WAIT_MS, UpperJournal, type UpperChange } from './journal.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, type IndexDb } from './schema.js';
 import { StackView } from './stack-view.js';
@@ -31,21 +31,6 @@ export interface IndexedStack {
   view: StackView;
   /** Some layer holds overlayfs redirects or metacopies: the union probes the disk instead. */
   special: boolean;
-}
-
-/** Identifies this boot, so a pid recorded before a reboot is never taken for a live one. */
-function bootId(): string {
-  try {
-    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return 'unknown-boot';
-  }
-}
-
-/** A journal owner ('<boot>:<pid>') that is still running. */
-function ownerAlive(owner: string): number | undefined {
-  const [boot, pid] = owner.split(':');
-  return boot === bootId() && pidAlive(Number(pid)) ? Number(pid) : undefined;
 }
 
 const chainKey = (parent: string | undefined, layerKey: string): string => (parent === undefined ? createHash('sha256').update(layerKey).digest('hex') : createHash('sha256').update(`${parent} ${layerKey}`).digest('hex'));
@@ -138,7 +123,7 @@ export class PathIndex {
       const n = journal.rebuild();
       log.warn({ upper: dir, entries: n, ms: Math.round(performance.now() - t0) }, `upper-change journal rebuilt from the upper dir: ${why}`);
     }
-    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, `${bootId()}:${process.pid}`, id);
+    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, selfOwner(), id);
     this.db.pragma(`busy_timeout = ${JOURNAL_SETTLE_WAIT_MS}`);
     return journal;
   }

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS layers (
   build_ms  REAL NOT NULL DEFAULT 0,
   complete  INTEGER NOT NULL DEFAULT 0,-- 1 once every entry is in
   special   INTEGER NOT NULL DEFAULT 0,-- 1 if it holds redirects or metacopies (disk resolver)
-  built     TEXT NOT NULL
+  built     TEXT NOT NULL,
+  builder   TEXT                       -- '<boot id>:<pid>' of the process indexing it while complete = 0
 );
 CREATE TABLE IF NOT EXISTS names (
   id        INTEGER PRIMARY KEY,       -- path id; 1 = the root
@@ -143,9 +144,14 @@ class Unusable extends Error {
 /** What SQLite says of a file that is not a sound database: only these mean "damaged". */
 const DAMAGED = /^SQLITE_(CORRUPT|NOTADB)/;
 
-/** An uppers table made before the `broken` column was added (in place: the column may be NULL). */
-function lacksBrokenColumn(db: IndexDb): boolean {
-  return !(db.pragma('table_info(uppers)') as Array<{ name: string }>).some((c) => c.name === 'broken');
+/** Columns added in place to files made before them (each may be NULL). */
+const ADDED_COLUMNS: Array<[table: string, column: string]> = [
+  ['uppers', 'broken'],
+  ['layers', 'builder'],
+];
+
+function missingColumns(db: IndexDb): Array<[string, string]> {
+  return ADDED_COLUMNS.filter(([t, c]) => !(db.pragma(`table_info(${t})`) as Array<{ name: string }>).some((x) => x.name === c));
 }
 
 function openChecked(file: string, busyTimeoutMs: number): IndexDb {
@@ -162,11 +168,11 @@ function openChecked(file: string, busyTimeoutMs: number): IndexDb {
     const ok = db.pragma('quick_check', { simple: true });
     if (ok !== 'ok') throw new Unusable(`quick_check: ${String(ok)}`, 'broken');
     // An index in use is opened without writing (so without waiting for running daemons):
-    // only a new one gets its tables, and one made before uppers.broken existed the column.
-    if (version === 0 || lacksBrokenColumn(db)) {
+    // only a new one gets its tables, and one made before a column of ADDED_COLUMNS that column.
+    if (version === 0 || missingColumns(db).length > 0) {
       db.transaction(() => {
         db.exec(SCHEMA);
-        if (lacksBrokenColumn(db)) db.exec('ALTER TABLE uppers ADD COLUMN broken TEXT');
+        for (const [t, c] of missingColumns(db)) db.exec(`ALTER TABLE ${t} ADD COLUMN ${c} TEXT`);
         db.prepare('INSERT OR IGNORE INTO names (id, parent, name) VALUES (?, 0, ?)').run(ROOT_IX, '');
         db.pragma(`user_version = ${INDEX_SCHEMA_VERSION}`);
       }).immediate();

@@ -41,3 +41,8 @@ export async function waitForExit(pids: number[], ms = 30_000): Promise<void> {
     }
   }
 }
+
+/** Blocks this thread for `ms` (synchronous code that must wait for another process). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}

@@ -262,3 +262,44 @@ describe('the daemon journal with other writers on the same index file', () => {
     expect(slowest).toBeLessThan(400);
   });
 });
+
+describe('two processes indexing one new layer at once (two mounts starting over a fresh layer)', () => {
+  it('the second waits for the first and takes its result: one complete layer row, the id both were given', async () => {
+    const base = path.join(root, `two-ingests-${++n}`);
+    const layer = path.join(base, 'layer');
+    for (let d = 0; d < 100; d++) {
+      fs.mkdirSync(`${layer}/d${d}`, { recursive: true });
+      for (let f = 0; f < 100; f++) fs.writeFileSync(`${layer}/d${d}/f${f}`, '');
+    }
+    const index = path.join(base, 'index.db');
+    PathIndex.open(index).close();
+    const ingest = (): { child: ChildProcess; out: () => string; exited: Promise<number | null> } => {
+      const script = `
+        import { PathIndex } from ${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist/index/path-index.js')).href)};
+        const index = PathIndex.open(${JSON.stringify(index)});
+        process.stdout.write('start\\n');
+        const id = index.addLayer(${JSON.stringify(layer)});
+        index.close();
+        process.stdout.write('id ' + id + '\\n');
+      `;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+      return { child, out: () => out, exited: new Promise((r) => child.on('exit', r)) };
+    };
+    // Started together: whichever takes the lock first makes the layer row and walks the
+    // layer; the other finds that row incomplete while the walk goes on.
+    const first = ingest();
+    const second = ingest();
+    expect(await first.exited).toBe(0);
+    expect(await second.exited).toBe(0);
+    const idOf = (out: string): number => Number(/id (\d+)/.exec(out)![1]);
+    expect(idOf(second.out())).toBe(idOf(first.out()));
+    const db = new Database(index, { readonly: true });
+    open.push(db);
+    const rows = db.prepare('SELECT id, entries, complete, builder FROM layers').all();
+    expect(rows).toEqual([{ id: idOf(first.out()), entries: 100 * 100 + 100 + 1, complete: 1, builder: null }]);
+    expect(db.prepare('SELECT count(*) FROM entries').pluck().get()).toBe(100 * 100 + 100 + 1);
+  });
+});
