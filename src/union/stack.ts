@@ -33,6 +33,17 @@ export interface Owner {
   gid: number;
 }
 
+/** The daemon's scratch dir inside the work dir, cleared when a mount starts. */
+const SCRATCH_DIR = 'stratafs';
+
+/**
+ * Present while a mount's journal records wait for another process's lock on the path
+ * index (UnionFs): `strata diff` then waits rather than read a journal missing them.
+ */
+export function journalWaitingMarker(work: string): string {
+  return path.join(work, SCRATCH_DIR, 'journal-waiting');
+}
+
 /** Takes the exclusive lock on a directory for as long as the returned fd stays open. */
 function lockDir(dir: string): number {
   const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
@@ -88,7 +99,7 @@ export class LayerStack {
         this.release();
         throw e;
       }
-      this.tmp = path.join(this.work, 'stratafs');
+      this.tmp = path.join(this.work, SCRATCH_DIR);
       fs.rmSync(this.tmp, { recursive: true, force: true });
       fs.mkdirSync(this.tmp, { mode: 0o700 });
       // A new object belongs to the daemon, in the group of a set-group-ID scratch dir.

@@ -25,7 +25,7 @@ import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDi
 import { lowerData, type UNode } from './node.js';
 import { mergedEntries } from './readdir.js';
 import { lowerHasName, redirectTarget, resolveChild, resolveRoot, type Resolved } from './resolve.js';
-import { LayerStack, type StackSpec } from './stack.js';
+import { journalWaitingMarker, LayerStack, type StackSpec } from './stack.js';
 import { finishVolatile, markVolatile, refuseUnfinishedVolatile } from './volatile.js';
 
 const C = fs.constants;
@@ -100,6 +100,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * process's lock kept out stays here, in front, until a retry writes it.
    */
   private pendingJournal: JournalRecord[] = [];
+  /** Records wait for the index lock, and the marker says so (markJournalWaiting). */
+  private journalWaiting = false;
   private journalTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: UnionOptions) {
@@ -215,11 +217,25 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (batch.length === 0) return;
     this.pendingJournal = [];
     const retryInMs = this.journaling((j) => j.writeBatch(batch, settle), batch[0]!.rel);
+    this.markJournalWaiting(retryInMs !== undefined);
     if (retryInMs === undefined) return;
     this.pendingJournal = batch.concat(this.pendingJournal);
     this.journalTimer = setTimeout(() => this.flushJournal(false), retryInMs);
     // The daemon runs as long as its mount does; the retry must not keep it after that.
     this.journalTimer.unref();
+  }
+
+  /**
+   * WORK/stratafs/journal-waiting exists while records wait for another process's lock on
+   * the index, so that `strata diff` of the mounted container waits for them (or says it
+   * cannot answer yet) instead of reading a journal that misses them.
+   */
+  private markJournalWaiting(waiting: boolean): void {
+    if (waiting === this.journalWaiting || !this.stack.work) return;
+    this.journalWaiting = waiting;
+    const marker = journalWaitingMarker(this.stack.work);
+    if (waiting) fs.writeFileSync(marker, `${process.pid}\n`, { mode: 0o644 });
+    else fs.rmSync(marker, { force: true });
   }
 
   private writable(): void {
