@@ -11,7 +11,7 @@ import { parsePlatform } from '../store/platform.js';
 import { formatReference, shortId } from '../store/reference.js';
 import { saveImages, type SaveFormat } from '../store/save.js';
 import { humanAge, humanSize, listingOptions, referenceGlob, renderFormat, renderListing, type Row } from './format.js';
-import { indexImage } from './index-layers.js';
+import { forgetLayers, indexImage } from './index-layers.js';
 import { layerProgress } from './progress.js';
 import { forEachReported, out, parse, withStore, writeArchive } from './store-args.js';
 
@@ -202,12 +202,22 @@ export async function tagCommand(argv: string[]): Promise<number> {
 export async function rmiCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, { force: { type: 'boolean', short: 'f' } });
   if (!positionals.length) throw new Error('usage: strata rmi [-f] IMAGE...');
-  return withStore(values.root, (s) => forEachReported(positionals, (p) => out(s.remove(p, !!values.force).lines.map((l) => `${l}\n`).join(''))));
+  return withStore(values.root, (s) =>
+    forEachReported(positionals, (p) => {
+      const r = s.remove(p, !!values.force);
+      out(r.lines.map((l) => `${l}\n`).join(''));
+      forgetLayers(s, r.removedDirs);
+    }),
+  );
 }
 
 export async function pruneCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { all: { type: 'boolean', short: 'a' }, force: { type: 'boolean', short: 'f' } });
-  const r = await withStore(values.root, (s) => s.prune(!!values.all));
+  const r = await withStore(values.root, (s) => {
+    const pruned = s.prune(!!values.all);
+    forgetLayers(s, pruned.removedDirs);
+    return pruned;
+  });
   if (r.lines.length) out(`Deleted Images:\n${r.lines.map((l) => `${l}\n`).join('')}\n`);
   out(`Total reclaimed space: ${humanSize(r.reclaimed)}\n`);
   return 0;

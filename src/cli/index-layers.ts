@@ -3,6 +3,7 @@
 // not walk them first; a mount indexes whatever is still missing (layers of older stores,
 // plain `--lower` dirs) the same way.
 
+import * as fs from 'node:fs';
 import { PathIndex } from '../index/path-index.js';
 import type { ImageStore } from '../store/images.js';
 import { log } from '../util/log.js';
@@ -34,5 +35,23 @@ export function indexImage(store: ImageStore, imageId: string): void {
     if (image) indexLayers(file, store.lowerDirs(image));
   } catch (e) {
     log.warn({ err: e, image: imageId, index: file }, 'could not index the image now: its first mount will');
+  }
+}
+
+/**
+ * Drops deleted layers from the store's path index (rmi, image prune). The index is a cache:
+ * a failure is logged, and the rows left behind only take space.
+ */
+export function forgetLayers(store: ImageStore, realDirs: readonly string[]): void {
+  if (realDirs.length === 0 || !fs.existsSync(store.paths.indexFile)) return;
+  try {
+    const index = PathIndex.open(store.paths.indexFile);
+    try {
+      for (const d of realDirs) index.forgetLayer(d);
+    } finally {
+      index.close();
+    }
+  } catch (e) {
+    log.warn({ err: e, index: store.paths.indexFile }, 'could not drop deleted layers from the path index');
   }
 }

@@ -59,6 +59,33 @@ export class PathIndex {
     return ingestLayer(this.db, real, real, progress);
   }
 
+  /**
+   * Drops a layer the store deleted (rmi, image prune): its rows and the stacks built on
+   * it. Kept when an upper dir's journal still reads a stack with it (false then). Names
+   * that no layer uses any more stay in the names table (small, and shared by layers).
+   */
+  forgetLayer(realDir: string): boolean {
+    return this.db
+      .transaction((): boolean => {
+        const layer = this.db.prepare('SELECT id FROM layers WHERE key = ?').get(realDir) as { id: number } | undefined;
+        if (!layer) return false;
+        // A stack is its parent plus one layer: the stacks with this layer anywhere below.
+        const stacks = (
+          this.db
+            .prepare('WITH RECURSIVE s(id) AS (SELECT id FROM stacks WHERE layer = ? UNION SELECT t.id FROM stacks t JOIN s ON t.parent = s.id) SELECT id FROM s')
+            .all(layer.id) as Array<{ id: number }>
+        ).map((r) => r.id);
+        const used = this.db.prepare('SELECT 1 FROM uppers WHERE stack = ?');
+        if (stacks.some((id) => used.get(id))) return false;
+        const dropStack = this.db.prepare('DELETE FROM stacks WHERE id = ?');
+        for (const id of stacks) dropStack.run(id);
+        this.db.prepare('DELETE FROM entries WHERE layer = ?').run(layer.id);
+        this.db.prepare('DELETE FROM layers WHERE id = ?').run(layer.id);
+        return true;
+      })
+      .immediate();
+  }
+
   /** The stack of these layer dirs (top first, as lowerdir), indexing any layer not yet in. */
   stack(dirs: readonly string[], progress?: (dir: string, entries: number) => void): IndexedStack {
     const ids = dirs.map((d) => this.addLayer(d, progress && ((n) => progress(d, n))));

@@ -61,6 +61,8 @@ export interface RemoveResult {
   lines: string[];
   /** Bytes of layer content deleted. */
   reclaimed: number;
+  /** Real paths the deleted layer dirs had (the path index keys its layers by them). */
+  removedDirs: string[];
 }
 
 function now(): string {
@@ -296,8 +298,7 @@ export class ImageStore {
       reclaimed = r.reclaimed;
       doomed.push(...r.layers);
     })();
-    this.removeLayerDirs(doomed);
-    return { lines, reclaimed };
+    return { lines, reclaimed, removedDirs: this.removeLayerDirs(doomed) };
   }
 
   /**
@@ -319,8 +320,7 @@ export class ImageStore {
         doomed.push(...r.layers);
       }
     })();
-    this.removeLayerDirs(doomed);
-    return { lines, reclaimed };
+    return { lines, reclaimed, removedDirs: this.removeLayerDirs(doomed) };
   }
 
   private untag(img: ImageRecord, tags: NamedRef[], word: string): string[] {
@@ -357,17 +357,21 @@ export class ImageStore {
     return { lines, layers: gone, reclaimed };
   }
 
-  /** After the rows are gone: move each dir out of layers/ (atomic), then delete it. */
-  private removeLayerDirs(diffIds: string[]): void {
+  /** After the rows are gone: move each dir out of layers/ (atomic), then delete it. Returns the real paths removed. */
+  private removeLayerDirs(diffIds: string[]): string[] {
+    const removed: string[] = [];
     for (const d of diffIds) {
       const dir = this.paths.layerDir(d);
       const trash = path.join(this.paths.tmpDir, `deleted-${hexOf(d)}-${process.pid}`);
       try {
+        const real = fs.realpathSync(dir);
         fs.renameSync(dir, trash);
+        removed.push(real);
         removeTree(trash);
       } catch (e) {
         log.warn({ err: e, dir }, 'could not remove layer directory');
       }
     }
+    return removed;
   }
 }

@@ -88,8 +88,12 @@ describe('strata image commands', () => {
     }
   });
 
-  it('rmi prints Untagged/Deleted lines, fails for unknown images; prune', () => {
+  it('rmi prints Untagged/Deleted lines, fails for unknown images; prune; the path index forgets deleted layers', () => {
+    const indexed = (): string[] => (JSON.parse(ok(['index', 'stats', '--json'])) as { layers: Array<{ dir: string }> }).layers.map((l) => l.dir);
+    const flatDirs = (JSON.parse(ok(['inspect', 'flat:1'])) as Array<{ RootFS: { Layers: string[] } }>)[0]!.RootFS.Layers.map((d) => path.join(work, 'store', 'layers', d.replace(':', '/')));
+    for (const d of flatDirs) expect(indexed()).toContain(d);
     expect(ok(['rmi', 'flat:1'])).toMatch(/^Untagged: flat:1\nDeleted: sha256:[0-9a-f]{64}\nDeleted: sha256:[0-9a-f]{64}\n$/);
+    for (const d of flatDirs) expect(indexed()).not.toContain(d);
     const r = strata(['rmi', 'nope']);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('strata: No such image: nope\n');
@@ -101,6 +105,8 @@ describe('strata image commands', () => {
     expect(all).toMatch(/^Deleted Images:\nuntagged: demo:/);
     expect(all).toMatch(/Total reclaimed space: [0-9.]+MB\n$/);
     expect(ok(['images', '-q'])).toBe('');
+    expect(indexed()).toEqual([]);
+    expect((JSON.parse(ok(['index', 'stats', '--json'])) as { entries: number; stacks: number }).entries).toBe(0);
   });
 });
 
