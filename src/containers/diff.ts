@@ -10,9 +10,9 @@
 import * as fs from 'node:fs';
 import { PathIndex, type UpperChange } from '../index/path-index.js';
 import type { ImageStore } from '../store/images.js';
-import { ContainerDirs } from './layout.js';
 import { journalWaitingMarker } from '../union/stack.js';
 import { sleepSync } from '../util/process.js';
+import { ContainerDirs } from './layout.js';
 import { mountStatus, settleMount } from './mount-state.js';
 
 export type { UpperChange } from '../index/path-index.js';

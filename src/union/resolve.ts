@@ -107,6 +107,7 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
   const hiding = new Set<LowerRef>();
   const { refs, top } = mergeDown(candidates, diskProbe(stack, sts, hiding), below);
   const found = { refs, top: top && sts.get(top) };
+  if (!stack.lowerRedirects) return found;
   // A lower directory renamed in its own layer (an overlay upper dir used as a layer)
   // carries a redirect: the layers below it hold its contents at the old name.
   for (const [i, ref] of refs.entries()) {
@@ -120,7 +121,6 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
   }
   return found;
 }
-
 
 /**
  * Where the data of a lower regular file lies when that file is itself a metadata-only
@@ -279,7 +279,7 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
         const metacopy = found.refs.length > 0;
-        const deeper = metacopy && found.top ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
+        const deeper = metacopy && found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
         return { data: { upper: true, metacopy, lowers: found.refs, data: deeper?.ref, dataBlocks: metacopy ? blocks : undefined }, st, ino };
       }
@@ -288,8 +288,8 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
   }
   const { refs, top, ix } = below('none');
   if (!top) throw ENOENT_ERROR;
-  // The index answers only for stacks without lower metacopies (PathIndex.stack's `special`).
-  const deeper = ix === undefined ? dataBelow(stack, refs[0]!, top, pd.lowers) : undefined;
+  // Only where lower layers may hold metacopies (the index found some, or there is none).
+  const deeper = stack.lowerRedirects ? dataBelow(stack, refs[0]!, top, pd.lowers) : undefined;
   return { data: { upper: false, metacopy: false, lowers: refs, ix, data: deeper?.ref, dataBlocks: deeper?.st.blocks }, st: top, ino: inoOf(stack, top) };
 }
 

@@ -66,8 +66,8 @@ export class LayerStack {
   view: StackView | undefined;
   /**
    * Lower layers may hold overlayfs redirects or metacopies (overlay upper dirs used as
-   * layers): absolute redirects are then resolved a directory at a time (resolve.ts). Set
-   * false by UnionFs when the path index found none.
+   * layers): lookups on disk then follow them, and absolute redirects are resolved a
+   * directory at a time (resolve.ts). Set false by UnionFs when the path index found none.
    */
   lowerRedirects = true;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */

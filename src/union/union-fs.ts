@@ -234,8 +234,13 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (waiting === this.journalWaiting || !this.stack.work) return;
     this.journalWaiting = waiting;
     const marker = journalWaitingMarker(this.stack.work);
-    if (waiting) fs.writeFileSync(marker, `${process.pid}\n`, { mode: 0o644 });
-    else fs.rmSync(marker, { force: true });
+    try {
+      if (waiting) fs.writeFileSync(marker, `${process.pid}\n`, { mode: 0o644 });
+      else fs.rmSync(marker, { force: true });
+    } catch (e) {
+      // A full disk must not take the daemon down: diff then goes without the warning.
+      log.warn({ err: e, marker }, 'could not update the journal-waiting marker');
+    }
   }
 
   private writable(): void {
