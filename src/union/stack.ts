@@ -7,6 +7,7 @@ import type { HostPath } from '../host/files.js';
 import type { StackView } from '../index/stack-view.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
+import { sleepSync } from '../util/process.js';
 import { Landings } from './landing.js';
 
 export interface StackSpec {
@@ -44,10 +45,21 @@ export function journalWaitingMarker(work: string): string {
   return path.join(work, SCRATCH_DIR, 'journal-waiting');
 }
 
+/**
+ * How long a new mount waits for the lock: a daemon whose mount was just unmounted (podman
+ * stops and starts a container so) may still be finishing its writes, and lets go as it exits.
+ */
+const LOCK_WAIT_MS = 2_000;
+
 /** Takes the exclusive lock on a directory for as long as the returned fd stays open. */
 function lockDir(dir: string): number {
   const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-  if (native.tryLockExclusive(fd)) return fd;
+  const end = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    if (native.tryLockExclusive(fd)) return fd;
+    if (Date.now() >= end) break;
+    sleepSync(50);
+  }
   fs.closeSync(fd);
   throw Object.assign(new Error(`${dir}: in use by another stratafs mount (EBUSY)`), { code: 'EBUSY' });
 }

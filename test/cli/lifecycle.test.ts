@@ -121,6 +121,19 @@ describe('mount lifecycle', () => {
     expect(fs.readFileSync(path.join(mnt2!, 'new'), 'utf8')).toBe('written');
   });
 
+  it('a mount waits a moment for a daemon that still holds the dirs while it finishes (unmounted just before)', async () => {
+    const [upper, work] = ['upper', 'work'].map((d) => path.join(base, d));
+    for (const d of [upper!, work!]) fs.mkdirSync(d);
+    // Another holder of the work dir's lock that lets go after 0.7 s, as an exiting daemon does.
+    const holder = spawn('flock', ['-x', work!, 'sleep', '0.7'], { stdio: 'ignore' });
+    const gone = new Promise((r) => holder.on('exit', r));
+    await waitFor(() => spawnSync('flock', ['-n', '-x', work!, 'true']).status !== 0, 5000, 'the lock taken');
+    const m = mountWith(['mount', '--lower', src, '--upper', upper!, '--work', work!], mnt);
+    mounts.push(m);
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
+    await gone;
+  });
+
   it('bad mount points and sources fail with a message naming the path', () => {
     const cases: Array<[string[], RegExp]> = [
       [['loopback', src, path.join(base, 'missing')], /missing/],
