@@ -6,6 +6,7 @@
 // layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
 import { ENOENT_ERROR, fsError } from '../fuse/errors.js';
+import { log } from '../util/log.js';
 import type { Inode } from '../fs/inode.js';
 import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.js';
 import { mergeDown, type Probe } from '../index/resolution.js';
@@ -123,11 +124,20 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
 }
 
 /**
+ * A metadata-only copy whose data no layer below holds: overlayfs fails its lookup with EIO
+ * rather than show the copy's holes as the file's content, and so does stratafs.
+ */
+function noData(rel: string): Error {
+  log.warn({ path: rel }, 'metadata-only copy with no data in the layers below: EIO');
+  return fsError('EIO', `${rel}: metadata-only copy with no data in the layers below`);
+}
+
+/**
  * Where the data of a lower regular file lies when that file is itself a metadata-only
  * copy: an overlay upper dir (the kernel's with metacopy=on, or ours) stacked as a lower
  * layer. As overlayfs does, the search goes on in the layers below it, at its redirect
  * (absolute, or a name in its parent's lower dirs) or else at its own name, until a file
- * with data is found; undefined when there is none (the file is then shown as it is).
+ * with data is found; undefined when the file is no metacopy, EIO when none is found.
  * `parentDirs`: the merged parent's lower dirs, which know where a renamed parent lies
  * below. The mark is read only where blocks and size allow it (mayBeMetacopy).
  */
@@ -147,7 +157,7 @@ function dataBelow(stack: LayerStack, ref: LowerRef, st: HostStat, parentDirs: L
       : dirs.map((d) => ({ layer: d.layer, path: join(d.path, r ?? name) }));
   const found = searchLowers(stack, candidates, 'metacopy');
   const next = found.refs[0];
-  if (!next || !found.top) return undefined;
+  if (!next || !found.top) throw noData(ref.path);
   return dataBelow(stack, next, found.top, r !== undefined && r.startsWith('/') ? [] : dirs) ?? { ref: next, st: found.top };
 }
 
@@ -278,10 +288,10 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing }, st, ino };
         const r = redirectOf(up);
         const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
-        const metacopy = found.refs.length > 0;
-        const deeper = metacopy && found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
+        if (found.refs.length === 0) throw noData(rel);
+        const deeper = found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
-        return { data: { upper: true, metacopy, lowers: found.refs, data: deeper?.ref, dataBlocks: metacopy ? blocks : undefined }, st, ino };
+        return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks }, st, ino };
       }
       return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
     }

@@ -59,12 +59,17 @@ function makeMiddle(base: string, bottom: string): string {
 describe('lower layers holding metadata-only copies (an overlay upper dir used as a layer)', () => {
   const cleanups = cleanupsAfterEach();
 
-  it('show, copy up and move the data below them, as the kernel overlayfs does', async () => {
-    const base = tmpdir('lower-metacopy');
+  /** A temp dir with the bottom layer and the kernel-made middle layer over it. */
+  const twoLayers = (prefix: string): { base: string; bottom: string; mid: string } => {
+    const base = tmpdir(prefix);
     cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
     const bottom = path.join(base, 'bottom');
     makeBottom(bottom);
-    const mid = makeMiddle(base, bottom);
+    return { base, bottom, mid: makeMiddle(base, bottom) };
+  };
+
+  it('show, copy up and move the data below them, as the kernel overlayfs does', async () => {
+    const { base, bottom, mid } = twoLayers('lower-metacopy');
     // The middle layer is what this test is about: data-less files marked as metacopies.
     for (const p of ['f', 'big', 'd/h', 'e2/x', 'k-moved']) expect(hasXattr(path.join(mid, p), XATTR_METACOPY), p).toBe(true);
     expect(fs.readFileSync(path.join(mid, 'f'), 'utf8')).not.toBe('data of f\n');
@@ -119,5 +124,30 @@ describe('lower layers holding metadata-only copies (an overlay upper dir used a
     const view = mergedView(st.mnt);
     await again.cleanup();
     expect(diffViews(nowed(view, t0), nowed(want.after, t0))).toEqual([]);
+  });
+
+  it('a metacopy with no data in the layers below fails with EIO, as in the kernel, not with its holes as content', async () => {
+    const { base, mid } = twoLayers('lower-metacopy-nodata');
+    // The middle layer alone: the data of its metacopies is gone; its other files are fine.
+    fs.writeFileSync(path.join(mid, 'plain'), 'a file of its own\n');
+    const seen = async (mount: (mnt: string) => UnionMount): Promise<string[]> => {
+      const mnt = fs.mkdtempSync(path.join(base, 'mnt-'));
+      const m = mount(mnt);
+      cleanups.push(() => m.cleanup());
+      try {
+        return ['f', 'd/h', 'plain'].map((p) => {
+          try {
+            return `${p}: ${fs.readFileSync(path.join(mnt, p), 'utf8')}`;
+          } catch (e) {
+            return `${p}: ${(e as NodeJS.ErrnoException).code}`;
+          }
+        });
+      } finally {
+        await m.cleanup();
+      }
+    };
+    const kernel = await seen((mnt) => mountKernelOverlay([mid], undefined, undefined, mnt));
+    expect(kernel).toEqual(['f: EIO', 'd/h: EIO', 'plain: a file of its own\n']);
+    expect(await seen((mnt) => strataDriver.mount([mid], undefined, undefined, mnt))).toEqual(kernel);
   });
 });
