@@ -172,3 +172,34 @@ describe('opening the path index', () => {
     expect(movedAside(newer)).toEqual([]);
   });
 });
+
+describe('forgetting a deleted layer (rmi, image prune)', () => {
+  it('drops its rows and the stacks on it; keeps them while an upper dir journal reads such a stack', () => {
+    const base = dir();
+    const file = path.join(base, 'index.db');
+    const [a, b] = ['a', 'b'].map((l) => path.join(base, l));
+    for (const l of [a!, b!]) {
+      fs.mkdirSync(`${l}/etc`, { recursive: true });
+      fs.writeFileSync(`${l}/etc/${path.basename(l)}`, 'x');
+    }
+    const upper = path.join(base, 'upper');
+    fs.mkdirSync(upper);
+    const index = PathIndex.open(file);
+    open.push(index.db);
+    const onB = index.stack([a!, b!]); // a over b: a stack on b, and one more on top of it
+    index.stack([b!]);
+    const count = (sql: string): number => index.db.prepare(sql).pluck().get() as number;
+    expect(count('SELECT count(*) FROM stacks')).toBe(2);
+    // An upper dir's journal reads the stack a-over-b: b stays, and so does everything on it.
+    const journal = index.attachUpper(upper, onB);
+    expect(index.forgetLayer(fs.realpathSync(b!))).toBe(false);
+    expect(count('SELECT count(*) FROM layers')).toBe(2);
+    index.detachUpper(journal);
+    index.db.prepare('DELETE FROM uppers').run();
+    expect(index.forgetLayer(fs.realpathSync(b!))).toBe(true);
+    expect(count('SELECT count(*) FROM stacks')).toBe(0);
+    expect(index.db.prepare('SELECT key FROM layers').pluck().all()).toEqual([fs.realpathSync(a!)]);
+    expect(count('SELECT count(*) FROM entries WHERE layer NOT IN (SELECT id FROM layers)')).toBe(0);
+    expect(index.forgetLayer(fs.realpathSync(b!))).toBe(false);
+  });
+});
