@@ -87,7 +87,6 @@ export class ContainerView {
 
   /** Where a file's content is read: the upper copy, unless it is a metacopy (data below). */
   dataPath(rel: string, r: Resolved): string | Buffer {
-    if (r.data.upper && !r.data.metacopy) return this.stack.upperPath(rel);
     const data = lowerData(r.data);
     return data ? this.stack.lowerPath(data) : this.stack.upperPath(rel);
   }

@@ -107,7 +107,6 @@ export class Bridge<D, H> implements RawFileSystem {
     return this.files.size + this.dirs.size;
   }
 
-
   /** Registers a found or created entry with the inode table and builds the reply record. */
   private entryOut(parent: Inode<D>, name: string, e: Entry<D>): out.EntryOut {
     const node = this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D);

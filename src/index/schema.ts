@@ -144,16 +144,6 @@ class Unusable extends Error {
 /** What SQLite says of a file that is not a sound database: only these mean "damaged". */
 const DAMAGED = /^SQLITE_(CORRUPT|NOTADB)/;
 
-/** Columns added in place to files made before them (each may be NULL). */
-const ADDED_COLUMNS: Array<[table: string, column: string]> = [
-  ['uppers', 'broken'],
-  ['layers', 'builder'],
-];
-
-function missingColumns(db: IndexDb): Array<[string, string]> {
-  return ADDED_COLUMNS.filter(([t, c]) => !(db.pragma(`table_info(${t})`) as Array<{ name: string }>).some((x) => x.name === c));
-}
-
 function openChecked(file: string, busyTimeoutMs: number): IndexDb {
   const db = new Database(file, { timeout: busyTimeoutMs });
   try {
@@ -168,11 +158,10 @@ function openChecked(file: string, busyTimeoutMs: number): IndexDb {
     const ok = db.pragma('quick_check', { simple: true });
     if (ok !== 'ok') throw new Unusable(`quick_check: ${String(ok)}`, 'broken');
     // An index in use is opened without writing (so without waiting for running daemons):
-    // only a new one gets its tables, and one made before a column of ADDED_COLUMNS that column.
-    if (version === 0 || missingColumns(db).length > 0) {
+    // only a new one gets its tables.
+    if (version === 0) {
       db.transaction(() => {
         db.exec(SCHEMA);
-        for (const [t, c] of missingColumns(db)) db.exec(`ALTER TABLE ${t} ADD COLUMN ${c} TEXT`);
         db.prepare('INSERT OR IGNORE INTO names (id, parent, name) VALUES (?, 0, ?)').run(ROOT_IX, '');
         db.pragma(`user_version = ${INDEX_SCHEMA_VERSION}`);
       }).immediate();

@@ -38,7 +38,7 @@ export interface UNode {
   landing?: Landing;
 }
 
-/** The lower file a regular file's data is read from while it has no data of its own in the upper dir. */
+/** The lower object an object's content is read from; undefined when the upper dir holds it. */
 export function lowerData(d: UNode): LowerRef | undefined {
-  return d.data ?? d.lowers[0];
+  return d.upper && !d.metacopy ? undefined : (d.data ?? d.lowers[0]);
 }

@@ -74,14 +74,11 @@ export class LayerStack {
   readonly tmpOwner: Owner = { uid: -1, gid: -1 };
   /** Data copy-ups whose fsync is under way: their metacopy marks are not what they say (landing.ts). */
   readonly landings = new Landings();
-  /** The path index's view of the lowers, when the mount has an index (set by UnionFs). */
-  view: StackView | undefined;
   /**
-   * Lower layers may hold overlayfs redirects or metacopies (overlay upper dirs used as
-   * layers): lookups on disk then follow them, and absolute redirects are resolved a
-   * directory at a time (resolve.ts). Set false by UnionFs when the path index found none.
+   * The path index's view of the lowers (set by UnionFs), when the mount has an index and
+   * it found no overlayfs redirects or metacopies in them.
    */
-  lowerRedirects = true;
+  view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
   readonly lowerDevs: number[];
   /** Open fds of the upper and work dirs, flocked while the mount lasts. */
@@ -125,6 +122,15 @@ export class LayerStack {
   /** Lets go of the upper and work dirs (unmounted): another mount may take them. */
   release(): void {
     for (const fd of this.locks.splice(0)) fs.closeSync(fd);
+  }
+
+  /**
+   * Lower layers may hold overlayfs redirects or metacopies (overlay upper dirs used as
+   * layers): unless the index found none, lookups on disk follow them, and absolute
+   * redirects are resolved a directory at a time (resolve.ts).
+   */
+  get lowerRedirects(): boolean {
+    return this.view === undefined;
   }
 
   get readOnly(): boolean {

@@ -126,10 +126,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.index = index;
     const stack = index.stack(this.stack.lowers);
     if (stack.special) log.info({ index: file }, 'lower layers hold overlayfs redirects or metacopies: lower lookups probe the layers');
-    else {
-      this.stack.view = stack.view;
-      this.stack.lowerRedirects = false;
-    }
+    else this.stack.view = stack.view;
     if (this.stack.upper) this.journal = index.attachUpper(this.stack.upper, stack);
   }
 
@@ -257,9 +254,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   /** Where the object's content is read from: the upper copy, or the lower one. */
   private contentPath(node: Node): string | Buffer {
-    const d = node.data;
-    if (d.upper && !d.metacopy) return this.upperPath(node);
-    const data = lowerData(d);
+    const data = lowerData(node.data);
     return data ? this.stack.lowerPath(data) : this.upperPath(node);
   }
 

@@ -82,23 +82,6 @@ describe('opening the path index', () => {
     other.exec('ROLLBACK');
   });
 
-  it('a lock held past the busy timeout while the index needs writing (made by a strata before uppers.broken) is reported, and the file left alone', () => {
-    const file = path.join(dir(), 'index.db');
-    made(file);
-    alter(file, 'ALTER TABLE uppers DROP COLUMN broken');
-    const other = holdWriteLock(file);
-    expect(() => openIndexDb(file, 100)).toThrow(new RegExp(`^${file}: cannot open the path index: database is locked \\(SQLITE_BUSY\\)`));
-    expect(movedAside(file)).toEqual([]);
-    other.exec('ROLLBACK');
-    expect(layerCount(file)).toBe(1);
-    // Once the lock is free, it opens (and gets the column) as it is.
-    const { db, rebuilt } = openIndexDb(file, 100);
-    open.push(db);
-    expect(rebuilt).toBe(false);
-    expect((db.pragma('table_info(uppers)') as Array<{ name: string }>).map((c) => c.name)).toContain('broken');
-    expect(db.prepare('SELECT count(*) FROM layers').pluck().get()).toBe(1);
-  });
-
   it('a new index that another process is creating meanwhile: the lock is waited for, then reported', () => {
     const file = path.join(dir(), 'index.db');
     const other = holdWriteLock(file);
