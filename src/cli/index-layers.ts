@@ -47,7 +47,9 @@ export function forgetLayers(store: ImageStore, realDirs: readonly string[]): vo
   try {
     const index = PathIndex.open(store.paths.indexFile);
     try {
-      for (const d of realDirs) index.forgetLayer(d);
+      let dropped = false;
+      for (const d of realDirs) dropped = index.forgetLayer(d) || dropped;
+      if (dropped) index.dropUnusedNames();
     } finally {
       index.close();
     }

@@ -9,7 +9,7 @@ import { log } from '../util/log.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
 import { ownerAlive, selfOwner } from './owner.js';
 import { JOURNAL_SETTLE_WAIT_MS, UpperJournal, type UpperChange } from './journal.js';
-import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, type IndexDb } from './schema.js';
+import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, ROOT_IX, type IndexDb } from './schema.js';
 import { StackView } from './stack-view.js';
 
 export type { UpperChange } from './journal.js';
@@ -61,8 +61,8 @@ export class PathIndex {
 
   /**
    * Drops a layer the store deleted (rmi, image prune): its rows and the stacks built on
-   * it. Kept when an upper dir's journal still reads a stack with it (false then). Names
-   * that no layer uses any more stay in the names table (small, and shared by layers).
+   * it. Kept when an upper dir's journal still reads a stack with it (false then). The
+   * names it alone used stay until dropUnusedNames (names are shared by layers).
    */
   forgetLayer(realDir: string): boolean {
     return this.db
@@ -84,6 +84,20 @@ export class PathIndex {
         return true;
       })
       .immediate();
+  }
+
+  /**
+   * Deletes the names no layer has an entry for any more, keeping their ancestors' rows
+   * (and the root's: its id is fixed), so removing images gives the space back instead of
+   * leaving every path they ever had. Safe beside an ingest in another process: a batch
+   * interns its names together with their rows, in one transaction. Returns how many.
+   */
+  dropUnusedNames(): number {
+    const drop = this.db.prepare(
+      'WITH RECURSIVE keep(id) AS (SELECT DISTINCT path FROM entries UNION SELECT n.parent FROM names n JOIN keep k ON n.id = k.id WHERE n.parent != 0) ' +
+        `DELETE FROM names WHERE id != ${ROOT_IX} AND id NOT IN keep`,
+    );
+    return this.db.transaction(() => drop.run().changes).immediate();
   }
 
   /** The stack of these layer dirs (top first, as lowerdir), indexing any layer not yet in. */

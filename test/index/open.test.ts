@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PathIndex } from '../../src/index/path-index.js';
-import { INDEX_SCHEMA_VERSION, moveAside, openIndexDb } from '../../src/index/schema.js';
+import { INDEX_SCHEMA_VERSION, moveAside, openIndexDb, ROOT_IX } from '../../src/index/schema.js';
 import { tmpdir } from '../helpers/mount.js';
 
 const root = tmpdir('index-open');
@@ -184,5 +184,36 @@ describe('forgetting a deleted layer (rmi, image prune)', () => {
     expect(index.db.prepare('SELECT key FROM layers').pluck().all()).toEqual([fs.realpathSync(a!)]);
     expect(count('SELECT count(*) FROM entries WHERE layer NOT IN (SELECT id FROM layers)')).toBe(0);
     expect(index.forgetLayer(fs.realpathSync(b!))).toBe(false);
+  });
+
+  it('drops the names only deleted layers had, keeping shared ones, their parents and the root', () => {
+    const base = dir();
+    const [a, b] = ['a', 'b'].map((l) => path.join(base, l));
+    fs.mkdirSync(`${a}/usr/share/doc`, { recursive: true });
+    fs.writeFileSync(`${a}/usr/share/doc/a`, 'x');
+    fs.mkdirSync(`${b}/usr/lib/deep/er`, { recursive: true });
+    fs.writeFileSync(`${b}/usr/lib/deep/er/b`, 'x');
+    fs.mkdirSync(`${b}/opt`);
+    const index = PathIndex.open(path.join(base, 'index.db'));
+    open.push(index.db);
+    index.stack([a!, b!]);
+    const paths = (): string[] => {
+      const view = index.stack([a!]).view;
+      const ids = index.db.prepare('SELECT id FROM names WHERE parent != 0').pluck().all() as number[];
+      return ids.map((id) => view.pathOf(id)).sort();
+    };
+    expect(paths()).toEqual(['opt', 'usr', 'usr/lib', 'usr/lib/deep', 'usr/lib/deep/er', 'usr/lib/deep/er/b', 'usr/share', 'usr/share/doc', 'usr/share/doc/a']);
+    // Nothing is unused while both layers are there.
+    expect(index.dropUnusedNames()).toBe(0);
+    expect(index.forgetLayer(fs.realpathSync(b!))).toBe(true);
+    expect(index.dropUnusedNames()).toBe(5);
+    expect(paths()).toEqual(['usr', 'usr/share', 'usr/share/doc', 'usr/share/doc/a']);
+    expect(index.db.prepare('SELECT id FROM names WHERE parent = 0').pluck().all()).toEqual([ROOT_IX]);
+    // The layer comes back (loaded again): its names are made anew and it resolves as before.
+    const again = index.stack([a!, b!]).view;
+    const usr = again.child(ROOT_IX, 'usr')!;
+    expect(usr.rows.map((r) => r.layer)).toEqual([0, 1]);
+    const lib = again.child(usr.ix, 'lib')!;
+    expect(again.pathOf(again.child(again.child(lib.ix, 'deep')!.ix, 'er')!.ix)).toBe('usr/lib/deep/er');
   });
 });

@@ -106,7 +106,10 @@ describe('strata image commands', () => {
     expect(all).toMatch(/Total reclaimed space: [0-9.]+MB\n$/);
     expect(ok(['images', '-q'])).toBe('');
     expect(indexed()).toEqual([]);
-    expect((JSON.parse(ok(['index', 'stats', '--json'])) as { entries: number; stacks: number }).entries).toBe(0);
+    const stats = JSON.parse(ok(['index', 'stats', '--json'])) as { entries: number; paths: number };
+    expect(stats.entries).toBe(0);
+    // Only the root's name is left (its id is fixed); the deleted layers' paths are gone.
+    expect(stats.paths).toBe(1);
   });
 });
 
