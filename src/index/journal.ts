@@ -130,23 +130,24 @@ export class UpperJournal {
     return { st, opaque: hasOpaqueXattr(p), origin };
   }
 
+  /** The row `rel` ('a/b') gets for what the upper dir holds there (observe()); undefined: no change of the image. */
+  private rowOf(rel: string, o: Observed): Row | undefined {
+    const st = o.st;
+    if (!st) return undefined;
+    const path = `/${rel}`;
+    const inLower = this.view.resolve(rel) !== undefined;
+    // A whiteout over nothing (under a renamed directory) is no change of the image.
+    if (isWhiteout(st)) return inLower ? { path, kind: 'D', opaque: 0, origin: null } : undefined;
+    return { path, kind: inLower ? 'C' : 'A', opaque: o.opaque ? 1 : 0, origin: o.origin ?? null };
+  }
+
   /** Brings the row of `rel` ('a/b') in line with what the upper dir held there (observe()). */
   record(rel: string, o: Observed): void {
     const path = `/${rel}`;
-    const st = o.st;
-    if (!st || !isDir(st)) this.removeUnder.run(this.upperId, `${path}/`, `${path}0`);
-    if (!st) {
-      this.remove.run(this.upperId, path);
-      return;
-    }
-    const inLower = this.view.resolve(rel) !== undefined;
-    if (isWhiteout(st)) {
-      // A whiteout over nothing (under a renamed directory) is no change of the image.
-      if (inLower) this.upsert.run(this.upperId, path, 'D', 0, null);
-      else this.remove.run(this.upperId, path);
-      return;
-    }
-    this.upsert.run(this.upperId, path, inLower ? 'C' : 'A', o.opaque ? 1 : 0, o.origin ?? null);
+    if (!o.st || !isDir(o.st)) this.removeUnder.run(this.upperId, `${path}/`, `${path}0`);
+    const row = this.rowOf(rel, o);
+    if (row) this.upsert.run(this.upperId, row.path, row.kind, row.opaque, row.origin);
+    else this.remove.run(this.upperId, path);
   }
 
   /**
@@ -265,39 +266,64 @@ export class UpperJournal {
     this.recordTree(to);
   }
 
-  /** Records `rel` and everything the upper dir holds below it, as they are now; returns how many. */
-  private recordTree(rel: string, st: ObjectKind | undefined = this.upperHas(rel)): number {
-    this.record(rel, this.observe(rel, st));
+  /** Visits `rel` and everything the upper dir holds below it, as they are now; returns how many. */
+  private walk(rel: string, st: ObjectKind | undefined, visit: (rel: string, o: Observed) => void): number {
+    visit(rel, this.observe(rel, st));
     if (!st || !isDir(st)) return 1;
     let n = 1;
-    for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) n += this.recordTree(`${rel}/${name}`);
+    for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) n += this.walk(`${rel}/${name}`, this.upperHas(`${rel}/${name}`), visit);
     return n;
   }
 
-  /** Recreates the journal from a walk of the upper dir (crash repair, `strata index rebuild`). */
+  /** Records `rel` and everything the upper dir holds below it, as they are now; returns how many. */
+  private recordTree(rel: string, st: ObjectKind | undefined = this.upperHas(rel)): number {
+    return this.walk(rel, st, (r, o) => this.record(r, o));
+  }
+
+  /**
+   * The journal as a walk of the upper dir finds it, written nowhere yet: the walk (an
+   * lstat, xattr reads and an index read per entry; seconds for a big layer) runs before
+   * the write lock is taken, so running mounts' journals and ingests sharing the index are
+   * not held up by it (replace() then holds the lock only to write the rows).
+   */
+  scan(): { rows: Row[]; walked: number } {
+    const rows: Row[] = [];
+    let walked = 0;
+    for (const name of fs.readdirSync(this.upperPath(''), { encoding: 'latin1' })) {
+      walked += this.walk(name, this.upperHas(name), (r, o) => {
+        const row = this.rowOf(r, o);
+        if (row) rows.push(row);
+      });
+    }
+    return { rows, walked };
+  }
+
+  /** Replaces the stored journal with a scan's rows (inside the caller's write transaction). */
+  replace(scan: { rows: readonly Row[] }): void {
+    this.db.prepare('DELETE FROM changes WHERE upper = ?').run(this.upperId);
+    for (const r of scan.rows) this.upsert.run(this.upperId, r.path, r.kind, r.opaque, r.origin);
+  }
+
+  /** Recreates the journal from a walk of the upper dir (crash repair, `strata index rebuild`); returns the entries walked. */
   rebuild(): number {
-    let n = 0;
-    this.db
-      .transaction(() => {
-        this.db.prepare('DELETE FROM changes WHERE upper = ?').run(this.upperId);
-        for (const name of fs.readdirSync(this.upperPath(''), { encoding: 'latin1' })) n += this.recordTree(name);
-      })
-      .immediate();
-    return n;
+    const scan = this.scan();
+    this.db.transaction(() => this.replace(scan)).immediate();
+    return scan.walked;
   }
 
   /**
    * `fn`'s answer on a rebuild of the journal from the upper dir that is rolled back after:
    * the stored journal stays as it is (`strata index check`; `strata diff` of a journal
-   * its running daemon stopped writing).
+   * its running daemon stopped writing). The walk happens before the write lock (scan()).
    */
   asRebuilt<T>(fn: () => T): T {
+    const scan = this.scan();
     const undo = new Error('rolled back');
     let out: { value: T } | undefined;
     try {
       this.db
         .transaction(() => {
-          this.rebuild();
+          this.replace(scan);
           out = { value: fn() };
           throw undo;
         })

@@ -199,12 +199,19 @@ export class PathIndex {
     const journal = new UpperJournal(this.db, row.id, dir, new StackView(this.db, this.layersOfStack(row.stack)));
     const live = row.owner !== null && ownerAlive(row.owner) !== undefined;
     if (!live && (row.owner !== null || row.broken !== null)) {
-      this.db
-        .transaction(() => {
-          journal.rebuild();
+      // Walked before the write lock (scan()); written only if no daemon took the upper
+      // dir meanwhile (a mount rebuilds the journal itself as it takes it).
+      const scan = journal.scan();
+      const repaired = this.db
+        .transaction((): boolean => {
+          const now = this.db.prepare('SELECT owner, broken FROM uppers WHERE id = ?').get(row.id) as { owner: string | null; broken: string | null } | undefined;
+          if (now?.owner !== row.owner || now.broken !== row.broken) return false;
+          journal.replace(scan);
           this.db.prepare("UPDATE uppers SET owner = NULL, broken = NULL, updated = datetime('now') WHERE id = ?").run(row.id);
+          return true;
         })
         .immediate();
+      if (!repaired) return this.journalOf(upperDir);
       log.warn({ upper: dir }, `upper-change journal rebuilt: its daemon ${row.broken !== null ? `stopped recording (${row.broken})` : 'died without unmounting'}`);
     } else if (row.broken !== null) journal.incomplete = row.broken;
     return journal;

@@ -9,11 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import type { Context } from '../../src/fs/api.js';
 import type { Inode } from '../../src/fs/inode.js';
 import { checkIndex } from '../../src/index/check.js';
 import { PathIndex } from '../../src/index/path-index.js';
+import { StackView } from '../../src/index/stack-view.js';
 import type { UNode } from '../../src/union/node.js';
 import { rootStandIn, standIn } from '../../src/union/stand-in.js';
 import { UnionFs } from '../../src/union/union-fs.js';
@@ -301,5 +302,65 @@ describe('two processes indexing one new layer at once (two mounts starting over
     const rows = db.prepare('SELECT id, entries, complete, builder FROM layers').all();
     expect(rows).toEqual([{ id: idOf(first.out()), entries: 100 * 100 + 100 + 1, complete: 1, builder: null }]);
     expect(db.prepare('SELECT count(*) FROM entries').pluck().get()).toBe(100 * 100 + 100 + 1);
+  });
+});
+
+describe('journal repairs against other writers of the index', () => {
+  /**
+   * An upper dir whose journal needs a repair, left by a daemon that died (`dead`) or that
+   * runs but stopped recording (`broken`: this process stands in for it, alive). Returns
+   * each index read of the repair's walk with whether a write transaction was open then.
+   */
+  function repairReads(state: 'dead' | 'broken', meanwhile?: (index: PathIndex) => void): { reads: boolean[]; lines: string[] } {
+    const e = setup();
+    const data = standIn(e.top, 'data', e.ufs.lookup(ctx, e.top, 'data').data!, 0o040000);
+    e.ufs.mkdir(ctx, data, 'made', 0o700);
+    e.ufs.flushJournal();
+    void e.ufs.unmounted();
+    open.splice(open.length - 1, 1);
+    // What the daemon did not record: found by the walk only.
+    fs.writeFileSync(`${e.upper}/data/made/later`, 'x');
+    const index = PathIndex.open(e.index);
+    open.push(index);
+    const owner = state === 'dead' ? 'gone:2147483646' : liveOwner;
+    index.db.prepare('UPDATE uppers SET owner = ?, broken = ?').run(owner, state === 'broken' ? 'a write failed' : null);
+    const reads: boolean[] = [];
+    const spy = vi.spyOn(StackView.prototype, 'resolve').mockImplementation(function (this: StackView, rel: string) {
+      if (reads.push(index.db.inTransaction) === 1) meanwhile?.(index);
+      return resolve.call(this, rel);
+    });
+    try {
+      return { reads, lines: index.upperChanges(e.upper).map((c) => `${c.kind} ${c.path}`) };
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  const resolve = StackView.prototype.resolve;
+  const liveOwner = `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${process.pid}`;
+
+  it('a dead daemon\'s journal is rebuilt with the upper dir walked before the write lock is taken', () => {
+    const { reads, lines } = repairReads('dead');
+    expect(lines).toEqual(['C /data', 'A /data/made', 'A /data/made/later']);
+    // One index read per entry of the walk (A or C?), none of them holding the lock.
+    expect(reads.length).toBeGreaterThanOrEqual(3);
+    expect(reads.filter((inTx) => inTx)).toEqual([]);
+  });
+
+  it('a journal its live daemon stopped writing is read from a walk made before the write lock too', () => {
+    const { reads, lines } = repairReads('broken');
+    expect(lines).toEqual(['C /data', 'A /data/made', 'A /data/made/later']);
+    expect(reads.length).toBeGreaterThanOrEqual(3);
+    expect(reads.filter((inTx) => inTx)).toEqual([]);
+  });
+
+  it('a mount that takes the upper dir while the walk goes on keeps its journal: the walk is not written over it', () => {
+    // A daemon starting meanwhile rebuilds the journal itself as it takes the dir; here it
+    // is this process, alive, with the journal it found (the walk's extra file is not in it).
+    const { lines } = repairReads('dead', (index) => {
+      const other = new Database(index.file);
+      open.push(other);
+      other.prepare('UPDATE uppers SET owner = ?').run(liveOwner);
+    });
+    expect(lines).toEqual(['C /data', 'A /data/made']);
   });
 });
