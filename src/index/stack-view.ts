@@ -85,13 +85,21 @@ export class StackView {
     db: IndexDb,
     readonly layerIds: readonly number[],
   ) {
-    layerIds.forEach((id, i) => this.position.set(id, i));
-    this.childStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? AND n.name = ?`).raw(true);
-    this.listStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ?`).raw(true);
-    this.listBoundedStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? LIMIT ?`).raw(true);
+    layerIds.forEach((id, i) => {
+      if (!Number.isSafeInteger(id)) throw new Error(`path index: bad layer id ${id}`);
+      this.position.set(id, i);
+    });
+    // Only this stack's rows: the index holds every image's layers, and a directory the
+    // images share (/usr/bin) has rows from each of them. The `+` keeps SQLite on the
+    // primary key's path prefix (one seek per name, then a membership test) instead of a
+    // seek per (name, layer), which would make a lookup cost grow with the stack's depth.
+    const ours = `+e.layer IN (${layerIds.join(',')})`;
+    this.childStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? AND n.name = ? AND ${ours}`).raw(true);
+    this.listStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? AND ${ours}`).raw(true);
+    this.listBoundedStmt = db.prepare(`${SELECT_ROWS} WHERE n.parent = ? AND ${ours} LIMIT ?`).raw(true);
     this.linkStmt = db.prepare('SELECT path FROM entries WHERE layer = ? AND ino = ? AND nlink > 1 AND (mode & 61440) = 32768');
     this.nameStmt = db.prepare('SELECT parent, name FROM names WHERE id = ?');
-    this.countStmt = db.prepare(`SELECT count(*) FROM (SELECT 1 FROM names WHERE parent = ? LIMIT ${LISTED_ROWS + 1})`).pluck();
+    this.countStmt = db.prepare(`SELECT count(*) FROM (SELECT 1 FROM names n JOIN entries e ON e.path = n.id WHERE n.parent = ? AND ${ours} LIMIT ${LISTED_ROWS + 1})`).pluck();
   }
 
   get depth(): number {
@@ -128,7 +136,7 @@ export class StackView {
    * A directory's whole listing (up to LISTED_ROWS rows, loaded once) answers every later
    * lookup there at ~1 us, but costs ~3 us a name against ~10 us for a one-name query. So
    * it is loaded once the one-name queries spent in the directory add up to what it costs
-   * (its names / NAMES_PER_QUERY, counted at the second lookup): `stat` of a whole
+   * (its rows in this stack / NAMES_PER_QUERY, counted at the second lookup): `stat` of a whole
    * directory pays at most twice the listing, while a chmod or rename of a few files in a
    * big directory no longer loads one. Sooner when two names are found one right after the
    * other in the same directory: a script going through it (a rename's second lookup, of a
@@ -143,8 +151,8 @@ export class StackView {
     const spent = this.singles.get(parentIx) ?? { queries: 0, worth: Infinity };
     this.singles.set(parentIx, spent);
     if (++spent.queries === 2) {
-      const names = this.countStmt.get(parentIx) as number;
-      spent.worth = names > LISTED_ROWS ? Infinity : Math.max(2, Math.ceil(names / NAMES_PER_QUERY));
+      const rows = this.countStmt.get(parentIx) as number;
+      spent.worth = rows > LISTED_ROWS ? Infinity : Math.max(2, Math.ceil(rows / NAMES_PER_QUERY));
     }
     if (spent.queries === spent.worth) {
       const all = this.listing(parentIx, this.listBoundedStmt.all(parentIx, LISTED_ROWS + 1) as RawRow[], LISTED_ROWS);

@@ -184,6 +184,35 @@ describe('index-backed resolution equals probing the layer dirs', () => {
     }
   });
 
+  it("another image's rows in a shared directory are never read, nor counted against loading its listing", () => {
+    const base = path.join(root, 'shared-dir');
+    const put = (f: string): void => {
+      fs.mkdirSync(path.dirname(path.join(base, f)), { recursive: true });
+      fs.writeFileSync(path.join(base, f), f);
+    };
+    // The other image has more rows in usr/bin than a lookup would ever load at once.
+    for (let i = 0; i < 2100; i++) put(`other/usr/bin/tool${i}`);
+    for (const f of ['ours/usr/bin/sh', 'ours/usr/bin/ls', 'ours/usr/bin/cat']) put(f);
+    put('ours/usr/bin/tool7');
+    const index = PathIndex.open(path.join(base, 'index.db'));
+    try {
+      index.stack([path.join(base, 'other')]);
+      const view = index.stack([path.join(base, 'ours')]).view;
+      const bin = view.child(view.child(1, 'usr')!.ix, 'bin')!.ix;
+      expect(view.child(bin, 'sh')?.rows.map((r) => r.layer)).toEqual([0]);
+      expect(view.child(bin, 'tool5')).toBeUndefined();
+      // Second lookup there: counted as 4 rows of this stack, so the listing is loaded...
+      const listed = (view as unknown as { listCache: { get(ix: number): Map<string, unknown> | undefined } }).listCache.get(bin);
+      expect([...(listed?.keys() ?? [])].sort()).toEqual(['cat', 'ls', 'sh', 'tool7']);
+      // ...and answers, the other image's names included (absent here).
+      expect(view.child(bin, 'tool7')?.rows).toHaveLength(1);
+      expect(view.child(bin, 'tool8')).toBeUndefined();
+      expect([...view.children(bin).keys()].sort()).toEqual(['cat', 'ls', 'sh', 'tool7']);
+    } finally {
+      index.close();
+    }
+  });
+
   it("a listing's inode numbers are the ones lookups give, for metadata-only copies (in place and renamed) too", () => {
     const base = path.join(root, 'listing-ino');
     const lower = path.join(base, 'lower');
