@@ -38,6 +38,21 @@ export interface UNode {
   landing?: Landing;
 }
 
+const S_IFMT = 0o170000;
+const S_IFDIR = 0o040000;
+
+/**
+ * The link count an object shows: 1 for a merged directory (in the upper dir over lower
+ * ones, or in more than one lower layer), as overlayfs reports it: the count of one
+ * layer's directory is neither the merged one nor "unknown", and tools that take
+ * nlink - 2 as the number of subdirectories (find's leaf optimisation) treat 1 as unknown.
+ * Anything else shows its own count.
+ */
+export function shownNlink(d: UNode, st: { mode: number; nlink: number }): number {
+  if ((st.mode & S_IFMT) !== S_IFDIR) return st.nlink;
+  return d.lowers.length > (d.upper ? 0 : 1) ? 1 : st.nlink;
+}
+
 /** The lower object an object's content is read from; undefined when the upper dir holds it. */
 export function lowerData(d: UNode): LowerRef | undefined {
   return d.upper && !d.metacopy ? undefined : (d.data ?? d.lowers[0]);

@@ -22,7 +22,7 @@ import type { ObjectKind } from '../util/overlay-records.js';
 import { rootStandIn, standIn } from './stand-in.js';
 import { CopyUp } from './copy-up.js';
 import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
-import { lowerData, type UNode } from './node.js';
+import { lowerData, shownNlink, type UNode } from './node.js';
 import { mergedEntries } from './readdir.js';
 import { lowerHasName, redirectTarget, resolveChild, resolveRoot, type Resolved } from './resolve.js';
 import { journalWaitingMarker, LayerStack, type StackSpec } from './stack.js';
@@ -264,7 +264,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   private attrOf(r: Resolved): Attr {
-    return { ...r.st, ino: r.ino, blocks: r.data.dataBlocks ?? r.st.blocks };
+    return { ...r.st, ino: r.ino, blocks: r.data.dataBlocks ?? r.st.blocks, nlink: shownNlink(r.data, r.st) };
   }
 
 
@@ -294,6 +294,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
     st.ino = node.ino;
     const d = node.data;
+    st.nlink = shownNlink(d, st);
     // Data below (an upper or lower metacopy): its blocks are the ones the file has.
     const data = d.metacopy || d.data ? lowerData(d) : undefined;
     if (data) {

@@ -31,6 +31,8 @@ export interface SnapshotOptions {
   ino?: boolean;
   /** Include nlink (hard-link counts). */
   nlink?: boolean;
+  /** Directories' nlink too (a union shows 1 for a merged directory, a plain copy its own count). */
+  dirNlink?: boolean;
   /** Digest file contents (default true). Off for a quick check of names, types and sizes of a large tree. */
   content?: boolean;
   /** xattr names to leave out (e.g. trusted.overlay.* records). */
@@ -73,7 +75,7 @@ export function snapshotEntry(p: string, opts: SnapshotOptions = {}): TreeEntry 
   }
   if (e.type === 'symlink') e.target = fs.readlinkSync(op, { encoding: 'latin1' });
   if (e.type === 'chardev' || e.type === 'blockdev') e.rdev = Number(st.rdev);
-  if (opts.nlink && e.type !== 'dir') e.nlink = Number(st.nlink);
+  if (opts.nlink && (e.type !== 'dir' || opts.dirNlink)) e.nlink = Number(st.nlink);
   if (opts.mtime && e.type !== 'symlink') e.mtimeNs = st.mtimeNs.toString();
   if (opts.atime) e.atimeNs = st.atimeNs.toString();
   if (opts.ino) e.ino = st.ino.toString();

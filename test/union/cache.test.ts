@@ -82,7 +82,8 @@ describe('side effects of a copy-up reach the kernel', () => {
     await settle();
     for (const p of ['', 'd', 'd/e']) {
       const [viaMount, onDisk] = seen(mnt, upper, p);
-      expect(viaMount, `/${p}`).toBe(onDisk);
+      // The upper dir's ctime; nlink 1, as overlayfs shows a merged directory's.
+      expect(viaMount, `/${p}`).toBe(`${onDisk.split(' ')[0]} 1`);
     }
   });
 

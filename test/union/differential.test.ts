@@ -37,6 +37,7 @@ import {
   snapshotLowers,
   statOf,
   xattrList,
+  withoutDirNlink,
   xget,
   type Side,
 } from './harness.js';
@@ -1328,11 +1329,14 @@ describe(`union mount: ${candidate.name} against ${reference.name}`, () => {
       registry.track(mountSide(cand));
       const va = mergedView(ref.mnt);
       const vb = mergedView(cand.mnt);
+      // Without an upper dir the kernel needs two lower layers: one layer gets an empty one
+      // below it (overlay.ts), which makes the kernel's root a merged directory (nlink 1).
+      if (layers === 1) for (const v of [va, vb]) delete v.tree['.']!.nlink;
       const model = canonTree(modelTree(stack));
       const tag = `[random stack ${seed}]`;
-      expect.soft(diffFields(model, canonTree(va.tree)), `${tag} ${reference.name} vs the generator's model`).toEqual([]);
+      expect.soft(diffFields(model, canonTree(withoutDirNlink(va.tree))), `${tag} ${reference.name} vs the generator's model`).toEqual([]);
       expect.soft(diffViews(va, vb), `${tag} ${reference.name} (first) vs ${candidate.name} (second)`).toEqual([]);
-      expect.soft(diffFields(model, canonTree(vb.tree)), `${tag} ${candidate.name} vs the generator's model`).toEqual([]);
+      expect.soft(diffFields(model, canonTree(withoutDirNlink(vb.tree))), `${tag} ${candidate.name} vs the generator's model`).toEqual([]);
       const probe = (r: string): string[] => {
         const anyFile = [...stack.model.entries()].find(([, e]) => e.type === 'file')![0];
         return [

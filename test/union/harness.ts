@@ -61,6 +61,16 @@ export interface MergedView {
   inoGroups: string[][];
 }
 
+/** The tree with directories' link counts left out (a model or a plain copy has none of a union's). */
+export function withoutDirNlink(t: Record<string, TreeEntry>): Record<string, TreeEntry> {
+  const out: Record<string, TreeEntry> = {};
+  for (const [k, e] of Object.entries(t)) {
+    out[k] = { ...e };
+    if (e.type === 'dir') delete out[k].nlink;
+  }
+  return out;
+}
+
 /**
  * Snapshot of a merged view with nlink and mtime. Inode numbers are replaced by the groups
  * of paths that share one: numbers differ between drivers, identity must not.
@@ -69,7 +79,7 @@ export function mergedView(mnt: string): MergedView {
   // trusted.stratafs.* is stratafs's record of a copied-up object's inode number
   // (docs/union.md): hidden through stratafs, but a kernel overlayfs mount of our upper dir
   // shows it to root. That one difference is documented; everything else must match.
-  const tree = snapshotTree(mnt, { mtime: true, nlink: true, ino: true, skipXattr: (n) => n.startsWith('trusted.stratafs.') });
+  const tree = snapshotTree(mnt, { mtime: true, nlink: true, dirNlink: true, ino: true, skipXattr: (n) => n.startsWith('trusted.stratafs.') });
   const byIno = new Map<string, string[]>();
   for (const [p, e] of Object.entries(tree)) {
     const list = byIno.get(e.ino!) ?? [];
