@@ -61,6 +61,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("fstat", js_fstat),
       FN("mknod", js_mknod),
       FN("renameat2", js_renameat2),
+      FN("linkFollow", js_link_follow),
       FN("lgetxattr", js_lgetxattr),
       FN("lgetxattrOrErrno", js_lgetxattr_or_errno),
       FN("lsetxattr", js_lsetxattr),

@@ -17,6 +17,7 @@ DECL(js_start_reader);
 /* syscalls.c */
 DECL(js_mknod);
 DECL(js_renameat2);
+DECL(js_link_follow);
 DECL(js_utimens);
 DECL(js_futimens);
 DECL(js_lchown);

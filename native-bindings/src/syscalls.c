@@ -59,26 +59,48 @@ napi_value js_mknod(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* oldPath and newPath (argv[0], argv[1]) of a two-path call; false with an
+ * exception pending. */
+static bool arg_two_paths(napi_env env, napi_value *argv, str_arg *oldp, str_arg *newp) {
+  if (!arg_str(env, argv[0], "oldPath", oldp)) return false;
+  if (!arg_str(env, argv[1], "newPath", newp)) {
+    str_arg_free(oldp);
+    return false;
+  }
+  return true;
+}
+
+/* A two-path syscall's answer: undefined, or its errno thrown naming both paths. */
+static napi_value two_path_result(napi_env env, int rc, const char *syscall, str_arg *oldp, str_arg *newp) {
+  napi_value r = NULL;
+  if (rc < 0)
+    throw_errno(env, errno, syscall, oldp->s, newp->s);
+  else
+    r = undefined(env);
+  str_arg_free(oldp);
+  str_arg_free(newp);
+  return r;
+}
+
+/* linkat(2) following a symlink in oldPath: how an O_TMPFILE file is given a name
+ * through /proc/self/fd/N (link(2) would try to link the magic link itself). */
+napi_value js_link_follow(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  str_arg oldp, newp;
+  if (!get_args(env, info, 2, argv) || !arg_two_paths(env, argv, &oldp, &newp))
+    return NULL;
+  return two_path_result(env, linkat(AT_FDCWD, oldp.s, AT_FDCWD, newp.s, AT_SYMLINK_FOLLOW), "linkat", &oldp, &newp);
+}
+
 napi_value js_renameat2(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int64_t flags;
   str_arg oldp, newp;
   if (!get_args(env, info, 3, argv) ||
       !arg_i64(env, argv[2], "flags", 0, UINT32_MAX, &flags) ||
-      !arg_str(env, argv[0], "oldPath", &oldp))
+      !arg_two_paths(env, argv, &oldp, &newp))
     return NULL;
-  if (!arg_str(env, argv[1], "newPath", &newp)) {
-    str_arg_free(&oldp);
-    return NULL;
-  }
-  napi_value r = NULL;
-  if (do_renameat2(oldp.s, newp.s, (unsigned)flags) < 0)
-    throw_errno(env, errno, "renameat2", oldp.s, newp.s);
-  else
-    r = undefined(env);
-  str_arg_free(&oldp);
-  str_arg_free(&newp);
-  return r;
+  return two_path_result(env, do_renameat2(oldp.s, newp.s, (unsigned)flags), "renameat2", &oldp, &newp);
 }
 
 /* Seconds are int64 (dates past 2038); nanoseconds may be UTIME_NOW or

@@ -101,6 +101,8 @@ export interface FileSystem<D = unknown, H = unknown> {
 
   open?(ctx: Context, node: Inode<D>, flags: number): MaybeAsync<OpenResult<H>>;
   create?(ctx: Context, parent: Inode<D>, name: string, flags: number, mode: number): MaybeAsync<{ entry: Entry<D>; open: OpenResult<H> }>;
+  /** O_TMPFILE: an open file with no name in parent; a LINK may name it later (unless O_EXCL). */
+  tmpfile?(ctx: Context, parent: Inode<D>, flags: number, mode: number): MaybeAsync<{ entry: Entry<D>; open: OpenResult<H> }>;
   read?(ctx: Context, node: Inode<D>, fh: H, offset: number, size: number): MaybeAsync<Buffer>;
   write?(ctx: Context, node: Inode<D>, fh: H, offset: number, data: Buffer): MaybeAsync<number>;
   flush?(ctx: Context, node: Inode<D>, fh: H): MaybeAsync<void>;

@@ -355,6 +355,18 @@ export class Bridge<D, H> implements RawFileSystem {
     });
   }
 
+  tmpfile(ctx: RequestContext, b: R.CreateIn): MaybeAsync<ReplyBody> {
+    const parent = this.table.get(ctx.nodeid);
+    return after(need(this.fs.tmpfile).call(this.fs, ctx, parent, b.flags, b.mode), (r) => {
+      const node = this.table.rememberNameless(r.entry.attr.ino, r.entry.attr.mode, r.entry.data as D);
+      const t = this.timeouts;
+      const e = { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr: r.entry.attr };
+      const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
+      const o = this.opened(ctx, e.nodeid, node, r.open, b.flags, pt);
+      return out.createOut(e, o.fh, o.openFlags, o.backingId);
+    });
+  }
+
   read(ctx: RequestContext, b: R.ReadIn): MaybeAsync<ReplyBody> {
     const f = this.fileOf(b.fh);
     return need(this.fs.read).call(this.fs, ctx, f.node, f.handle, b.offset, b.size);

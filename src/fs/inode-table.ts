@@ -83,6 +83,15 @@ export class InodeTable<D> {
     return node;
   }
 
+  /** A new object with no name (O_TMPFILE), which the kernel now holds once; a LINK may name it later. */
+  rememberNameless(ino: bigint, mode: number, data: D): Inode<D> {
+    const node = new Inode<D>(this.nextId++, ino, mode & 0o170000, data);
+    this.byId.set(node.nodeid, node);
+    this.byIno.set(ino, node);
+    node.lookups = 1;
+    return node;
+  }
+
   /** Counts one more kernel reference to a known inode (lookup of "." or ".."). */
   ref(node: Inode<D>): Inode<D> {
     node.lookups++;

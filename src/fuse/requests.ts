@@ -71,6 +71,7 @@ export type Request =
   | { op: Op.LINK; h: InHeader; body: LinkIn }
   | { op: Op.OPEN | Op.OPENDIR; h: InHeader; body: OpenIn }
   | { op: Op.CREATE; h: InHeader; body: CreateIn }
+  | { op: Op.TMPFILE; h: InHeader; body: CreateIn }
   | { op: Op.READ | Op.READDIR | Op.READDIRPLUS; h: InHeader; body: ReadIn }
   | { op: Op.WRITE; h: InHeader; body: WriteIn }
   | { op: Op.RELEASE | Op.RELEASEDIR; h: InHeader; body: ReleaseIn }
@@ -176,10 +177,9 @@ const decoders: Partial<Record<number, Decoder>> = {
   [Op.LINK]: (b): LinkIn => (need(b, 8, 'LINK'), { oldnodeid: u64(b, 40), newname: name(b, 48) }),
   [Op.OPEN]: (b): OpenIn => (need(b, 8, 'OPEN'), { flags: b.readUInt32LE(40), openFlags: b.readUInt32LE(44) }),
   [Op.OPENDIR]: (b): OpenIn => (need(b, 8, 'OPENDIR'), { flags: b.readUInt32LE(40), openFlags: b.readUInt32LE(44) }),
-  [Op.CREATE]: (b): CreateIn => (
-    need(b, 16, 'CREATE'),
-    { flags: b.readUInt32LE(40), mode: b.readUInt32LE(44), umask: b.readUInt32LE(48), openFlags: b.readUInt32LE(52), name: name(b, 56) }
-  ),
+  [Op.CREATE]: (b): CreateIn => createIn(b, 'CREATE'),
+  // O_TMPFILE: CREATE's body, the name being the kernel's placeholder for an unnamed dentry.
+  [Op.TMPFILE]: (b): CreateIn => createIn(b, 'TMPFILE'),
   [Op.READ]: (b) => readIn(b),
   [Op.READDIR]: (b) => readIn(b),
   [Op.READDIRPLUS]: (b) => readIn(b),
@@ -229,6 +229,11 @@ const decoders: Partial<Record<number, Decoder>> = {
   [Op.DESTROY]: () => null,
   [Op.SYNCFS]: () => null,
 };
+
+function createIn(b: Buffer, what: string): CreateIn {
+  need(b, 16, what);
+  return { flags: b.readUInt32LE(40), mode: b.readUInt32LE(44), umask: b.readUInt32LE(48), openFlags: b.readUInt32LE(52), name: name(b, 56) };
+}
 
 function readIn(b: Buffer): ReadIn {
   need(b, 40, 'READ');

@@ -42,6 +42,7 @@ export interface RawFileSystem {
   link?(ctx: RequestContext, body: R.LinkIn): MaybeAsync<ReplyBody>;
   open?(ctx: RequestContext, body: R.OpenIn): MaybeAsync<ReplyBody>;
   create?(ctx: RequestContext, body: R.CreateIn): MaybeAsync<ReplyBody>;
+  tmpfile?(ctx: RequestContext, body: R.CreateIn): MaybeAsync<ReplyBody>;
   read?(ctx: RequestContext, body: R.ReadIn): MaybeAsync<ReplyBody>;
   write?(ctx: RequestContext, body: R.WriteIn): MaybeAsync<ReplyBody>;
   flush?(ctx: RequestContext, body: R.FlushIn): MaybeAsync<ReplyBody>;
@@ -272,6 +273,8 @@ export class Session {
         return need(fs.open).call(fs, ctx, req.body);
       case Op.CREATE:
         return need(fs.create).call(fs, ctx, req.body);
+      case Op.TMPFILE:
+        return need(fs.tmpfile).call(fs, ctx, req.body);
       case Op.READ:
         return need(fs.read).call(fs, ctx, req.body);
       case Op.WRITE:

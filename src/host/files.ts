@@ -10,6 +10,8 @@ import { native } from '../native/binding.js';
 const C = fs.constants;
 // Not exported by Node's fs.constants.
 export const O_ACCMODE = 3;
+/** open(2)'s O_TMPFILE (__O_TMPFILE | O_DIRECTORY on Linux); Node's fs.constants lacks it. */
+export const O_TMPFILE = 0o20000000 | C.O_DIRECTORY;
 const S_ISGID = 0o2000;
 const fsyncAsync = promisify(fs.fsync);
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -26,11 +28,15 @@ export type HostPath = string | Buffer;
  * directory the group was already inherited from it. chown clears set-id bits, which the
  * caller may have asked for, so they are put back.
  */
-export function giveToCaller(ctx: Context, p: HostPath, parentDir: HostPath, mode: number): void {
+export function giveToCaller(ctx: Context, p: HostPath | { fd: number }, parentDir: HostPath, mode: number): void {
   if (process.getuid?.() !== 0 || (ctx.uid === 0 && ctx.gid === 0)) return;
   const parentSetgid = (fs.statSync(parentDir).mode & S_ISGID) !== 0;
-  fs.lchownSync(p, ctx.uid, parentSetgid ? -1 : ctx.gid);
-  if ((mode & 0o6000) !== 0 && (mode & C.S_IFMT) !== C.S_IFLNK) fs.chmodSync(p, mode & 0o7777);
+  const gid = parentSetgid ? -1 : ctx.gid;
+  if (typeof p === 'object' && 'fd' in p) fs.fchownSync(p.fd, ctx.uid, gid);
+  else fs.lchownSync(p, ctx.uid, gid);
+  if ((mode & 0o6000) === 0 || (mode & C.S_IFMT) === C.S_IFLNK) return;
+  if (typeof p === 'object' && 'fd' in p) fs.fchmodSync(p.fd, mode & 0o7777);
+  else fs.chmodSync(p, mode & 0o7777);
 }
 
 /** utimensat arguments for one time: a value, the current time, or left alone. */

@@ -78,6 +78,8 @@ export interface NativeBinding {
   fstat(fd: number, out: Float64Array): bigint | number;
   mknod(path: NativePath, mode: number, major: number, minor: number): void;
   renameat2(oldPath: NativePath, newPath: NativePath, flags: number): void;
+  /** linkat(2) with AT_SYMLINK_FOLLOW: names an O_TMPFILE file through /proc/self/fd/N. */
+  linkFollow(oldPath: NativePath, newPath: NativePath): void;
   lgetxattr(path: NativePath, name: string | Uint8Array): Buffer;
   /** lgetxattr that returns the errno (a positive number) instead of throwing, as lstat does. */
   lgetxattrOrErrno(path: NativePath, name: string | Uint8Array): Buffer | number;

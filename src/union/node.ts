@@ -36,6 +36,11 @@ export interface UNode {
    * fsync, rename or link of the file waits for it.
    */
   landing?: Landing;
+  /**
+   * An O_TMPFILE file in the upper dir that has no name yet: an fd of it, the only way to
+   * reach it until a LINK names it (then closed), or until the kernel forgets the inode.
+   */
+  anon?: number;
 }
 
 const S_IFMT = 0o170000;

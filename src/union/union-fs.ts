@@ -11,7 +11,7 @@ import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, Se
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, openHost, statfsOf, type FdHandle } from '../host/files.js';
+import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, O_TMPFILE, openHost, statfsOf, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { JournalRecord, UpperJournal } from '../index/journal.js';
@@ -245,7 +245,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   private upperPath(node: Node): string | Buffer {
-    return this.stack.upperPath(node.path());
+    // An unnamed O_TMPFILE file: open() follows this link to it (calls that would not
+    // follow it, lstat and the l*xattr family, go by the fd instead: anonFd()).
+    const anon = node.data.anon;
+    return anon === undefined ? this.stack.upperPath(node.path()) : `/proc/self/fd/${anon}`;
   }
 
   private childUpper(parent: Node, name: string): string | Buffer {
@@ -290,7 +293,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   getattr(_ctx: Context, node: Node, fh: UnionHandle | undefined): Attr {
-    const st = fh?.upper ? fstatHost(fh.fd) : lstatHost(this.metaPath(node));
+    const fd = fh?.upper ? fh.fd : node.data.anon;
+    const st = fd !== undefined ? fstatHost(fd) : lstatHost(this.metaPath(node));
     if (!st) throw fsError('ESTALE', `${node.path()}: gone from the layers`);
     st.ino = node.ino;
     const d = node.data;
@@ -312,7 +316,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : {});
     return after(up, (copied) => {
       const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
-      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, rest, fh?.upper ? fh : undefined);
+      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, rest, fh?.upper ? fh : this.anonFd(node));
       return this.getattr(ctx, node, fh);
     });
   }
@@ -333,9 +337,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const target = this.childUpper(parent, name);
     // Made in place first: only when that finds the name taken (EEXIST) is it looked at,
     // which saves an lstat of every new name.
+    // A new object belongs to its maker; another name of an existing one (a hard link)
+    // leaves it its owner.
+    const own = (at: string | Buffer): void => {
+      if (!linked) giveToCaller(ctx, at, this.upperPath(parent), mode);
+    };
     try {
       make(typeof target === 'string' ? target : target.toString('latin1'));
-      giveToCaller(ctx, target, this.upperPath(parent), mode);
+      own(target);
     } catch (e) {
       const existing = (e as NodeJS.ErrnoException).code === 'EEXIST' ? lstatHost(target) : undefined;
       if (!existing || !isWhiteout(existing)) throw e;
@@ -343,7 +352,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       make(tmp);
       try {
         if ((mode & C.S_IFMT) === C.S_IFDIR) setOpaque(tmp);
-        giveToCaller(ctx, tmp, this.upperPath(parent), mode);
+        own(tmp);
         native.renameat2(tmp, target, native.RENAME_EXCHANGE);
       } catch (e2) {
         fs.rmSync(tmp, { recursive: true, force: true });
@@ -382,6 +391,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
     // A name made while the copy lands would carry its mark with no data below it.
+    const anon = node.data.anon;
+    if (anon !== undefined) {
+      // An O_TMPFILE file gets its first name; from here on it is reached by that name.
+      const e = this.place(ctx, newParent, newName, node.type, (at) => native.linkFollow(`/proc/self/fd/${anon}`, osPath(at)), true);
+      fs.closeSync(anon);
+      node.data.anon = undefined;
+      return e;
+    }
     return after(this.copyUp.file(node, false), () => after(this.landed(node), () =>
       this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
     ));
@@ -394,6 +411,43 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     });
     const o = opened!;
     return { entry, open: { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable } };
+  }
+
+  /**
+   * O_TMPFILE: an unnamed file in the parent's upper dir (copied up first, as overlayfs
+   * does), owned by the caller. Nothing is recorded in the journal until a LINK names it.
+   */
+  tmpfile(ctx: Context, parent: Node, flags: number, mode: number): { entry: Entry<UNode>; open: OpenResult<UnionHandle> } {
+    this.writable();
+    this.copyUp.dir(parent);
+    const o = openHost(this.upperPath(parent), (flags & (O_ACCMODE | C.O_EXCL)) | O_TMPFILE, !!this.opts.passthrough, mode & 0o7777);
+    let anon: number | undefined;
+    try {
+      // Its own fd, for as long as it has no name: the open's fd goes at its release.
+      anon = fs.openSync(`/proc/self/fd/${o.fd}`, C.O_RDWR);
+      giveToCaller(ctx, { fd: anon }, this.upperPath(parent), mode);
+      const st = fstatHost(anon)!;
+      const data: UNode = { upper: true, metacopy: false, lowers: [], anon };
+      return { entry: { attr: { ...st, ino: this.stack.unionIno(st.dev, st.ino) }, data }, open: { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable } };
+    } catch (e) {
+      if (anon !== undefined) fs.closeSync(anon);
+      fs.closeSync(o.fd);
+      throw e;
+    }
+  }
+
+  /** An O_TMPFILE file's own fd, as a handle, while it has no name. */
+  private anonFd(node: Node): { fd: number } | undefined {
+    const anon = node.data.anon;
+    return anon === undefined ? undefined : { fd: anon };
+  }
+
+  /** The kernel forgot the inode: an O_TMPFILE file never named is gone with its fd. */
+  forget(node: Node): void {
+    const anon = node.data.anon;
+    if (anon === undefined) return;
+    node.data.anon = undefined;
+    fs.closeSync(anon);
   }
 
   /**
@@ -645,6 +699,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * for security.capability before the first write to each file): no error is built for it.
    */
   private xattrOf(node: Node, stored: string): Buffer {
+    const anon = node.data.anon;
+    if (anon !== undefined) return native.fgetxattr(anon, stored);
     const v = native.lgetxattrOrErrno(this.metaPath(node), stored);
     if (typeof v !== 'number') return v;
     if (v === ENODATA) throw ENODATA_ERROR;
@@ -654,7 +710,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   listxattr(_ctx: Context, node: Node): string[] {
     const out: string[] = [];
-    for (const n of native.llistxattr(this.metaPath(node))) {
+    const anon = node.data.anon;
+    for (const n of anon !== undefined ? native.flistxattr(anon) : native.llistxattr(this.metaPath(node))) {
       const shown = xattrShown(n);
       if (shown !== undefined) out.push(shown);
     }
@@ -666,7 +723,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const stored = xattrOnDisk(name);
     if (stored === undefined) throw fsError('EPERM');
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return after(up, () => native.lsetxattr(this.upperPath(node), stored, value, flags));
+    const anon = node.data.anon;
+    return after(up, () => (anon !== undefined ? native.fsetxattr(anon, stored, value, flags) : native.lsetxattr(this.upperPath(node), stored, value, flags)));
   }
 
   removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
@@ -676,6 +734,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // Removing what is not there must fail before anything is copied up.
     this.xattrOf(node, stored);
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    return after(up, () => native.lremovexattr(this.upperPath(node), stored));
+    const anon = node.data.anon;
+    return after(up, () => (anon !== undefined ? native.fremovexattr(anon, stored) : native.lremovexattr(this.upperPath(node), stored)));
   }
 }

@@ -18,8 +18,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
-import { f, hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
-import { errnoOf, tmpdir } from '../helpers/mount.js';
+import { O_TMPFILE } from '../../src/host/files.js';
+import { d, f, hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
+import { errnoOf, runAs, tmpdir } from '../helpers/mount.js';
 import {
   canonTree,
   capture,
@@ -521,6 +522,39 @@ add({
     return out;
   },
   expect: [true, 2, 2, 'bravo from layer 0\nvia link\n', 3, 3, true, true, 'linked content\n', 'charlie from layer 1\nx', 2, ['a.txt', 'b-link', 'b.txt', 'c.txt', 'd.txt', 'sub'], ['one', 'three', 'two']],
+});
+
+add({
+  name: 'O_TMPFILE in a lower directory: written and given xattrs unnamed, named by linkat; an O_EXCL one stays unnamed',
+  layers: STD,
+  run: (r) => {
+    const fd = fs.openSync(`${r}/data/sub`, O_TMPFILE | fs.constants.O_RDWR, 0o640);
+    fs.writeSync(fd, 'made unnamed\n');
+    const unnamed = fs.fstatSync(fd);
+    fs.fchmodSync(fd, 0o604);
+    native.fsetxattr(fd, 'user.made', Buffer.from('unnamed'), 0);
+    native.linkFollow(`/proc/self/fd/${fd}`, `${r}/data/sub/named`);
+    const named = fs.fstatSync(fd);
+    fs.closeSync(fd);
+    const excl = fs.openSync(`${r}/data`, O_TMPFILE | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o600);
+    const refused = errnoOf(() => native.linkFollow(`/proc/self/fd/${excl}`, `${r}/data/never`));
+    fs.closeSync(excl);
+    return [unnamed.nlink, unnamed.size, unnamed.mode & 0o7777, named.nlink, named.mode & 0o7777, read(`${r}/data/sub/named`), xget(`${r}/data/sub/named`, 'user.made'), refused, ls(`${r}/data`)];
+  },
+  expect: [0, 13, 0o640, 1, 0o604, 'made unnamed\n', 'unnamed', 'ENOENT', ['a.txt', 'b.txt', 'c.txt', 'd.txt', 'sub']],
+});
+
+add({
+  name: 'a hard link made by another user leaves the file its owner (lower and upper files)',
+  layers: [{ pub: d({ mode: 0o777 }), 'pub/lower': f('lower\n', { mode: 0o666 }) }],
+  candidateO: 'allow_other',
+  run: (r) => {
+    fs.writeFileSync(`${r}/pub/upper`, 'upper\n', { mode: 0o666 });
+    fs.chmodSync(`${r}/pub/upper`, 0o666);
+    runAs(1000, 1000, `ln '${r}/pub/lower' '${r}/pub/lower-link' && ln '${r}/pub/upper' '${r}/pub/upper-link'`);
+    return ['lower', 'lower-link', 'upper', 'upper-link'].map((n) => `${n} ${statOf(`${r}/pub/${n}`).uid}:${statOf(`${r}/pub/${n}`).gid} ${statOf(`${r}/pub/${n}`).nlink}`);
+  },
+  expect: ['lower 0:0 2', 'lower-link 0:0 2', 'upper 0:0 2', 'upper-link 0:0 2'],
 });
 
 add({
