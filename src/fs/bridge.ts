@@ -109,9 +109,13 @@ export class Bridge<D, H> implements RawFileSystem {
 
   /** Registers a found or created entry with the inode table and builds the reply record. */
   private entryOut(parent: Inode<D>, name: string, e: Entry<D>): out.EntryOut {
-    const node = this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D);
+    return this.entryOf(this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D), e.attr);
+  }
+
+  /** The reply record of a known inode, with the mount's cache timeouts. */
+  private entryOf(node: Inode<D>, attr: Attr): out.EntryOut {
     const t = this.timeouts;
-    return { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr: e.attr };
+    return { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr };
   }
 
   private newEntry(parent: Inode<D>, name: string, v: MaybeAsync<Entry<D>>): MaybeAsync<ReplyBody> {
@@ -124,9 +128,7 @@ export class Bridge<D, H> implements RawFileSystem {
       // Only asked with export support (NFS file handles): the kernel wants the inode itself.
       const node = name === '.' ? parent : (parent.parent() ?? this.table.root);
       return after(this.fs.getattr(ctx, node, undefined), (attr) => {
-        this.table.ref(node);
-        const t = this.timeouts;
-        return out.entryOut({ nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr });
+        return out.entryOut(this.entryOf(this.table.ref(node), attr));
       });
     }
     let e: Entry<D>;
@@ -359,8 +361,7 @@ export class Bridge<D, H> implements RawFileSystem {
     const parent = this.table.get(ctx.nodeid);
     return after(need(this.fs.tmpfile).call(this.fs, ctx, parent, b.flags, b.mode), (r) => {
       const node = this.table.rememberNameless(r.entry.attr.ino, r.entry.attr.mode, r.entry.data as D);
-      const t = this.timeouts;
-      const e = { nodeid: node.nodeid, generation: 0, entryValid: t.entry, attrValid: t.attr, attr: r.entry.attr };
+      const e = this.entryOf(node, r.entry.attr);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
       const o = this.opened(ctx, e.nodeid, node, r.open, b.flags, pt);
       return out.createOut(e, o.fh, o.openFlags, o.backingId);

@@ -246,7 +246,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   private upperPath(node: Node): string | Buffer {
     // An unnamed O_TMPFILE file: open() follows this link to it (calls that would not
-    // follow it, lstat and the l*xattr family, go by the fd instead: anonFd()).
+    // follow it, lstat, lchown and the l*xattr family, go by its fd, UNode.anon, instead).
     const anon = node.data.anon;
     return anon === undefined ? this.stack.upperPath(node.path()) : `/proc/self/fd/${anon}`;
   }
@@ -335,13 +335,13 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     this.writable();
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
-    // Made in place first: only when that finds the name taken (EEXIST) is it looked at,
-    // which saves an lstat of every new name.
     // A new object belongs to its maker; another name of an existing one (a hard link)
     // leaves it its owner.
     const own = (at: string | Buffer): void => {
       if (!linked) giveToCaller(ctx, at, this.upperPath(parent), mode);
     };
+    // Made in place first: only when that finds the name taken (EEXIST) is it looked at,
+    // which saves an lstat of every new name.
     try {
       make(typeof target === 'string' ? target : target.toString('latin1'));
       own(target);
@@ -390,7 +390,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
 
   link(ctx: Context, node: Node, newParent: Node, newName: string): Promise<Entry<UNode>> | Entry<UNode> {
     this.writable();
-    // A name made while the copy lands would carry its mark with no data below it.
     const anon = node.data.anon;
     if (anon !== undefined) {
       // An O_TMPFILE file gets its first name; from here on it is reached by that name.
@@ -399,6 +398,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       node.data.anon = undefined;
       return e;
     }
+    // A name made while the copy lands would carry its mark with no data below it.
     return after(this.copyUp.file(node, false), () => after(this.landed(node), () =>
       this.place(ctx, newParent, newName, node.type, (at) => fs.linkSync(this.upperPath(node), osPath(at)), true),
     ));
