@@ -45,12 +45,12 @@ export function splitO(list: string[] | undefined): Map<string, string> {
   return m;
 }
 
-export function serveOptions(f: MountFlags, defaults: { timeout: number }): ServeOptions {
+export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean }): ServeOptions {
   const o = splitO(f.o);
   // fuse-overlayfs's -o timeout=S: both cache lifetimes (the flags below still win).
   const timeout = seconds(o.get('timeout'), '-o timeout', defaults.timeout);
   return {
-    allowOther: o.has('allow_other'),
+    allowOther: o.has('allow_other') || (defaults.allowOther ?? false),
     readOnly: o.has('ro'),
     passthrough: !f['no-passthrough'],
     timeouts: { entry: seconds(f['entry-timeout'], '--entry-timeout', timeout), attr: seconds(f['attr-timeout'], '--attr-timeout', timeout) },

@@ -72,7 +72,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const upper = flags.upper ?? o.get('upperdir');
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
-  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S });
+  // Every user may use a union mount made by root, as with overlayfs and fuse-overlayfs (a
+  // container's rootfs serves processes of many uids: apt's _apt, daemons' own users); the
+  // kernel checks their permissions (default_permissions). Others need user_allow_other.
+  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0 });
   // Check the layers before forking, so the caller sees what is wrong.
   const fsys = new UnionFs({
     lowers,
