@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import { decodeDev, type HostStat } from '../fs/attr.js';
 import type { HostPath } from '../host/files.js';
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarEntry } from '../store/tar-write.js';
+import { encodeHeader, END_OF_ARCHIVE, markerHeader, padding, type TarEntry } from '../store/tar-write.js';
 import { isPrivateXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from '../union/markers.js';
 import { log } from '../util/log.js';
 import { readXattrs } from '../util/xattrs.js';
@@ -101,7 +101,7 @@ export class TarPlan {
   }
 
   private marker(name: string): void {
-    this.entries.push({ header: { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 0, nsec: 0 } } });
+    this.entries.push({ header: markerHeader(name) });
   }
 }
 

@@ -1,13 +1,16 @@
 // The reverse of tar-extract.ts: a layer directory (overlayfs format) back into an OCI
-// layer tar. Whiteout devices become ".wh.NAME", opaque directories get ".wh..wh..opq",
-// hard links within the layer become link entries, xattrs become SCHILY.xattr records
-// (overlayfs's own trusted.overlay.* stay behind). Entries are sorted, so the same
-// directory always gives the same tar.
+// layer tar. The root comes first as "./" (its mode, owner and time are the rootfs's own:
+// without it an extraction leaves the root as its own temporary dir, 0700), whiteout
+// devices become ".wh.NAME", opaque directories get ".wh..wh..opq" (both markers with
+// fixed metadata), hard links within the layer become link entries, xattrs become
+// SCHILY.xattr records (overlayfs's own trusted.overlay.* stay behind). Entries are
+// sorted, so the same directory always gives the same tar, and a layer saved, loaded
+// elsewhere and saved again gives the same bytes.
 
 import * as fs from 'node:fs';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
-import { encodeHeader, END_OF_ARCHIVE, padding, type TarEntry } from './tar-write.js';
+import { encodeHeader, END_OF_ARCHIVE, markerHeader, padding, type TarEntry } from './tar-write.js';
 
 function xattrsOf(p: string | Buffer): { xattrs: Record<string, Buffer>; opaque: boolean } {
   const xattrs: Record<string, Buffer> = {};
@@ -48,8 +51,7 @@ export async function* packLayer(dir: string): AsyncGenerator<Buffer> {
       const st = fs.lstatSync(abs, { bigint: true });
       const base: TarEntry = { name: p, type: 'file', mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), mtime: times(st) };
       if (st.isCharacterDevice() && st.rdev === 0n) {
-        const wh = rel ? `${rel}/.wh.${name}` : `.wh.${name}`;
-        yield encodeHeader({ ...base, name: wh, mode: 0o644, size: 0 });
+        yield encodeHeader(markerHeader(rel ? `${rel}/.wh.${name}` : `.wh.${name}`));
         continue;
       }
       const { xattrs, opaque } = xattrsOf(abs);
@@ -62,7 +64,7 @@ export async function* packLayer(dir: string): AsyncGenerator<Buffer> {
       if (!st.isDirectory() && st.nlink > 1n) links.set(key, p);
       if (st.isDirectory()) {
         yield encodeHeader({ ...e, type: 'dir' });
-        if (opaque) yield encodeHeader({ name: `${p}/.wh..wh..opq`, type: 'file', mode: 0o644, size: 0, mtime: times(st) });
+        if (opaque) yield encodeHeader(markerHeader(`${p}/.wh..wh..opq`));
         yield* walk(p);
       } else if (st.isFile()) {
         const size = Number(st.size);
@@ -87,6 +89,8 @@ export async function* packLayer(dir: string): AsyncGenerator<Buffer> {
       // Sockets cannot be archived; tar tools skip them too.
     }
   }
+  const root = fs.lstatSync(osPath(dir), { bigint: true });
+  yield encodeHeader({ name: '.', type: 'dir', mode: Number(root.mode) & 0o7777, uid: Number(root.uid), gid: Number(root.gid), mtime: times(root), xattrs: xattrsOf(osPath(dir)).xattrs });
   yield* walk('');
   yield END_OF_ARCHIVE;
 }

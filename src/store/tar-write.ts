@@ -89,3 +89,12 @@ export function encodeHeader(e: TarEntry): Buffer {
 export function fileEntry(name: string, data: Buffer, mtimeSec = 0): Buffer[] {
   return [encodeHeader({ name, type: 'file', mode: 0o644, size: data.length, mtime: { sec: mtimeSec, nsec: 0 } }), data, padding(data.length)];
 }
+
+/**
+ * A whiteout or opaque marker (`.wh.NAME`, `.wh..wh..opq`): fixed metadata, since a
+ * deletion has no content and when it happened is no part of what changed; the same
+ * layer then always gives the same tar, wherever it was extracted.
+ */
+export function markerHeader(name: string): TarEntry {
+  return { name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: { sec: 0, nsec: 0 } };
+}

@@ -118,7 +118,7 @@ describe('extractLayer', () => {
     expect(t['o/.wh..wh..opq']).toBeUndefined();
     const packed = path.join(work, 'wh.tar');
     await pipeline(Readable.from(packLayer(dest)), fs.createWriteStream(packed));
-    expect(execFileSync('tar', ['-tf', packed], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()).toEqual(['.wh.top', 'd/', 'd/.wh.gone', 'o/', 'o/.wh..wh..opq', 'o/new']);
+    expect(execFileSync('tar', ['-tf', packed], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()).toEqual(['./', '.wh.top', 'd/', 'd/.wh.gone', 'o/', 'o/.wh..wh..opq', 'o/new']);
   });
 
   it('drops overlayfs xattrs a layer tries to set', async () => {
