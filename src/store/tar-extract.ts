@@ -248,6 +248,10 @@ export async function extractLayer(source: Readable, dest: string, opts: Extract
   if (p.status === 'rejected') throw explain(p.reason as Error);
   if (tarHash.bytes === 0) throw new Error('not a tar archive (empty input)');
 
+  // A tar with no entry for its root (most image layers): the root is what docker's and
+  // containerd's snapshot dirs are, 0755, not the private temporary dir it was made as
+  // (0700, which would keep every non-root process of a container out of its rootfs).
+  if (!dirs.has('')) fs.chmodSync(dest, 0o755);
   // Deepest first: setting a child's times never disturbs its parent's afterwards.
   for (const d of [...dirs.keys()].sort((a, b) => b.length - a.length)) {
     const m = dirs.get(d)!;

@@ -121,6 +121,20 @@ describe('extractLayer', () => {
     expect(execFileSync('tar', ['-tf', packed], { encoding: 'utf8' }).split('\n').filter(Boolean).sort()).toEqual(['./', '.wh.top', 'd/', 'd/.wh.gone', 'o/', 'o/.wh..wh..opq', 'o/new']);
   });
 
+  it('a layer with no entry for its root gets a 0755 root, as docker and containerd make it; one with ./ keeps its own', async () => {
+    const bare = path.join(work, 'bare-root');
+    fs.mkdirSync(bare, { mode: 0o700 });
+    await extractLayer(Readable.from([layerTar({ 'etc/hostname': 'box\n' })]), bare);
+    expect(fs.statSync(bare).mode & 0o7777).toBe(0o755);
+    const own = path.join(work, 'own-root');
+    fs.mkdirSync(own, { mode: 0o700 });
+    const src = fresh('own-root-src');
+    fs.chmodSync(src, 0o750);
+    execFileSync('tar', ['-cf', path.join(work, 'own-root.tar'), '-C', src, '.']);
+    await extractLayer(fs.createReadStream(path.join(work, 'own-root.tar')), own);
+    expect(fs.statSync(own).mode & 0o7777).toBe(0o750);
+  });
+
   it('drops overlayfs xattrs a layer tries to set', async () => {
     const src2 = fresh('forge-src');
     fs.mkdirSync(path.join(src2, 'd'));
