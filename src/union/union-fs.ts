@@ -316,7 +316,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : {});
     return after(up, (copied) => {
       const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
-      applySetAttr(this.upperPath(node), node.type === C.S_IFLNK, rest, fh?.upper ? fh : this.anonFd(node));
+      // Through an fd when there is one: a file unlinked while open has no path left.
+      const handle = fh?.upper ? fh : this.anonFd(node);
+      applySetAttr(handle ? '' : this.upperPath(node), node.type === C.S_IFLNK, rest, handle);
       return this.getattr(ctx, node, fh);
     });
   }

@@ -558,6 +558,30 @@ add({
 });
 
 add({
+  name: 'files unlinked while open: ftruncate, fchmod, futimes, fallocate and fstat through the fd (a new file and a lower one)',
+  layers: STD,
+  run: (r) => {
+    const out: unknown[] = [];
+    for (const [p, flags] of [[`${r}/data/new`, 'w+'], [`${r}/data/a.txt`, 'r+']] as const) {
+      const fd = fs.openSync(p, flags);
+      fs.unlinkSync(p);
+      fs.writeSync(fd, 'written after unlink', 0);
+      fs.ftruncateSync(fd, 7);
+      fs.fchmodSync(fd, 0o604);
+      fs.futimesSync(fd, 1_500_000_000, 1_500_000_001);
+      const st = fs.fstatSync(fd);
+      fs.ftruncateSync(fd, 0);
+      const emptied = fs.fstatSync(fd).size;
+      native.fallocate(fd, 0, 0, 4096);
+      out.push([st.size, st.mode & 0o7777, st.mtimeMs, st.nlink, emptied, fs.fstatSync(fd).size, fs.readFileSync(fd, 'utf8').length]);
+      fs.closeSync(fd);
+    }
+    return [out, ls(`${r}/data`)];
+  },
+  expect: [[[7, 0o604, 1_500_000_001_000, 0, 0, 4096, 4096], [7, 0o604, 1_500_000_001_000, 0, 0, 4096, 4096]], ['b.txt', 'c.txt', 'd.txt', 'sub']],
+});
+
+add({
   name: 'hard-linked lower files keep one inode through copy-up',
   layers: [{ 'h/a': 'shared\n', 'h/b': hl('h/a'), 'other/c': hl('h/a'), 'h/solo': 'solo\n' }, { 'h/top': 'top\n' }],
   run: (r) => {
