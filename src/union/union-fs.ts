@@ -465,12 +465,15 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private takeName(parent: Node, name: string, child: Resolved): void {
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
-    const lower = child.data.lowers.length > 0 || (child.data.upper && lowerHasName(this.stack, parent, name));
     if (!child.data.upper) {
       makeWhiteout(target);
       return;
     }
-    if (!lower) {
+    // Only a name some lower layer has in this directory needs hiding. A copy moved here
+    // from elsewhere has its lower object under another path (its redirect): nothing is
+    // left behind for it, as overlayfs leaves nothing (a whiteout in a directory the
+    // kernel sees as upper-only would show up there as a char device).
+    if (!lowerHasName(this.stack, parent, name)) {
       fs.rmSync(target, { recursive: true });
       return;
     }

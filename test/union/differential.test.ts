@@ -582,6 +582,21 @@ add({
 });
 
 add({
+  name: 'lower files moved into a new directory and deleted there leave no whiteout in it',
+  layers: STD,
+  run: (r) => {
+    fs.mkdirSync(`${r}/fresh`);
+    fs.renameSync(`${r}/data/a.txt`, `${r}/fresh/a.txt`);
+    fs.renameSync(`${r}/data/b.txt`, `${r}/fresh/b.txt`);
+    fs.chmodSync(`${r}/fresh/b.txt`, 0o600);
+    fs.unlinkSync(`${r}/fresh/a.txt`);
+    fs.unlinkSync(`${r}/fresh/b.txt`);
+    return [ls(`${r}/fresh`), ls(`${r}/data`)];
+  },
+  expect: [[], ['c.txt', 'd.txt', 'sub']],
+});
+
+add({
   name: 'hard-linked lower files keep one inode through copy-up',
   layers: [{ 'h/a': 'shared\n', 'h/b': hl('h/a'), 'other/c': hl('h/a'), 'h/solo': 'solo\n' }, { 'h/top': 'top\n' }],
   run: (r) => {
