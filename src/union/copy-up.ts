@@ -11,7 +11,7 @@ import type { Inode } from '../fs/inode.js';
 import { fsyncFd, timeArgs, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
-import { setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
+import { redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import { lowerData, type UNode } from './node.js';
 import { resolveChild } from './resolve.js';
@@ -107,6 +107,9 @@ function copySmall(src: number, dst: number, size: number): void {
 }
 
 export class CopyUp {
+  /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
+  private movedDirs: Map<string, string> | undefined;
+
   /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
   private readonly running = new Map<number, Promise<void>>();
   private readonly links: LinkNames;
@@ -311,7 +314,6 @@ export class CopyUp {
    */
   private linkSiblings(ref: LowerRef, ino: bigint, copy: string): void {
     for (const [other, parents] of this.visibleNames(ref, ino)) {
-      if (other === ref.path) continue;
       const parent = parents[parents.length - 1]!;
       this.dir(parent);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
@@ -321,19 +323,65 @@ export class CopyUp {
   }
 
   /**
-   * The names of a lower hard-link set that the union still shows as that lower file (not
-   * deleted, hidden, or replaced in the upper dir), each with its parent chain.
+   * The other names of a lower hard-link set that the union still shows as that lower file
+   * (not deleted, hidden, or replaced in the upper dir), as union paths (a name under a
+   * renamed directory is shown under its new name), each with its parent chain.
    */
   visibleNames(ref: LowerRef, ino: bigint): Array<[string, Inode<UNode>[]]> {
     const out: Array<[string, Inode<UNode>[]]> = [];
     for (const name of this.links.names(ref.layer, ino)) {
-      const chain = this.visible(name);
-      if (!chain) continue;
-      const [parents, leaf] = chain;
-      if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== name) continue;
-      out.push([name, parents]);
+      if (name === ref.path) continue;
+      for (const at of [name, this.throughMovedDirs(name)]) {
+        const chain = at === undefined ? undefined : this.visible(at);
+        if (!chain) continue;
+        const [parents, leaf] = chain;
+        if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== name) continue;
+        out.push([at!, parents]);
+        break;
+      }
     }
     return out;
+  }
+
+  /**
+   * Where the union shows lower path `name` when a directory above it was renamed: through
+   * the renamed directory with the longest lower path that holds it; undefined if none.
+   */
+  private throughMovedDirs(name: string): string | undefined {
+    const moved = (this.movedDirs ??= this.scanMovedDirs());
+    for (let cut = name.lastIndexOf('/'); cut > 0; cut = name.lastIndexOf('/', cut - 1)) {
+      const to = moved.get(name.slice(0, cut));
+      if (to !== undefined) return to + name.slice(cut);
+    }
+    return undefined;
+  }
+
+  /**
+   * The upper dir's directories that show a lower directory under another path (renamed:
+   * a redirect on them or above them), as lower path -> union path. One walk of the upper
+   * dir's directories, made the first time a hard-link set needs it, and again after a
+   * directory rename (forgetMovedDirs).
+   */
+  private scanMovedDirs(): Map<string, string> {
+    const out = new Map<string, string>();
+    const walk = (rel: string, lowerRel: string): void => {
+      for (const d of fs.readdirSync(this.stack.upperPath(rel), { encoding: 'latin1', withFileTypes: true })) {
+        if (!d.isDirectory()) continue;
+        const at = rel === '' ? d.name : `${rel}/${d.name}`;
+        const r = redirectOf(this.stack.upperPath(at));
+        // overlayfs's redirect: absolute from the top lower layer, or a bare name in the parent's lower directory.
+        const lower = r === undefined ? joinRel(lowerRel, d.name) : r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(lowerRel, r);
+        if (lower !== at) out.set(lower, at);
+        walk(at, lower);
+      }
+    };
+    walk('', '');
+    return out;
+  }
+
+  /** A directory moved in the union: the lower paths of the upper dir's directories changed. */
+  forgetMovedDirs(): void {
+    this.movedDirs = undefined;
   }
 
   /**
@@ -381,3 +429,6 @@ function inoBytes(lowerIno: bigint, metaSrc: HostPath, wasUpper: boolean): Buffe
   return b;
 }
 
+function joinRel(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}

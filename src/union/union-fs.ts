@@ -553,7 +553,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       // A directory's record re-reads the upper dir below both names when it is written,
       // so it waits in the queue like any record (behind those of earlier changes) instead
       // of holding up this request for the index lock and the walk.
-      if (src.type === C.S_IFDIR || dst?.type === C.S_IFDIR) this.recording((j) => j.renamed(from, to, exchange), to);
+      if (src.type === C.S_IFDIR || dst?.type === C.S_IFDIR) {
+        this.copyUp.forgetMovedDirs();
+        this.recording((j) => j.renamed(from, to, exchange), to);
+      }
       else this.changed(from, to);
     };
     // A copy still landing (landing.ts) moves once it has: its mark would point at no

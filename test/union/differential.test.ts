@@ -597,6 +597,28 @@ add({
 });
 
 add({
+  name: 'hard-linked lower files under a renamed directory stay linked through copy-up',
+  layers: [{ 'd/f': 'abcde\n', g: hl('d/f'), 'e/h': 'hhhh\n', h2: hl('e/h'), 'x/y/z': 'deep\n', w: hl('x/y/z') }],
+  run: (r) => {
+    fs.renameSync(`${r}/d`, `${r}/d2`);
+    fs.appendFileSync(`${r}/g`, 'x\n');
+    fs.renameSync(`${r}/e`, `${r}/e2`);
+    fs.renameSync(`${r}/h2`, `${r}/h3`);
+    fs.appendFileSync(`${r}/h3`, 'more\n');
+    fs.renameSync(`${r}/x`, `${r}/x2`);
+    fs.renameSync(`${r}/x2/y`, `${r}/x2/y2`);
+    fs.appendFileSync(`${r}/w`, 'via w\n');
+    const pair = (a: string, b: string): unknown => [read(`${r}/${a}`), statOf(`${r}/${a}`).size, statOf(`${r}/${a}`).nlink, ino(`${r}/${a}`) === ino(`${r}/${b}`)];
+    return [pair('d2/f', 'g'), pair('e2/h', 'h3'), pair('x2/y2/z', 'w')];
+  },
+  expect: [
+    ['abcde\nx\n', 8, 2, true],
+    ['hhhh\nmore\n', 10, 2, true],
+    ['deep\nvia w\n', 11, 2, true],
+  ],
+});
+
+add({
   name: 'hard-linked lower files keep one inode through copy-up',
   layers: [{ 'h/a': 'shared\n', 'h/b': hl('h/a'), 'other/c': hl('h/a'), 'h/solo': 'solo\n' }, { 'h/top': 'top\n' }],
   run: (r) => {
