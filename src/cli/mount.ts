@@ -92,7 +92,10 @@ export async function mountCommand(argv: string[]): Promise<number> {
     if (indexFile) indexLayers(indexFile, fsys.stack.lowers);
     // The daemon takes the upper and work dirs; this check only showed they are free.
     fsys.stack.release();
-    const pid = await spawnDaemon(['mount', ...childArgs(argv)], flags['log-file']);
+    // A daemon started by a mount program (podman) has nobody reading its stderr: without
+    // --log-file its log goes next to its index in the work dir, as a container's does.
+    const logFile = flags['log-file'] ?? (work ? path.join(path.resolve(work), 'stratafs-daemon.log') : undefined);
+    const pid = await spawnDaemon(['mount', ...childArgs(argv)], logFile);
     process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
     return 0;
   }

@@ -121,6 +121,26 @@ describe('mount lifecycle', () => {
     expect(fs.readFileSync(path.join(mnt2!, 'new'), 'utf8')).toBe('written');
   });
 
+  it('a background union mount with a work dir and no --log-file logs to WORK/stratafs-daemon.log (nobody reads a mount program\'s stderr)', async () => {
+    const [upper, work] = ['upper', 'work'].map((d) => path.join(base, d)) as [string, string];
+    for (const d of [upper, work]) fs.mkdirSync(d);
+    const r = spawnSync(STRATA, ['mount', '-o', `lowerdir=${src},upperdir=${upper},workdir=${work}`, mnt], { encoding: 'utf8', env: { ...process.env, STRATAFS_LOG: 'info' } });
+    expect(r.status, r.stderr).toBe(0);
+    const pid = Number(/daemon pid (\d+)/.exec(r.stderr)![1]);
+    const log = path.join(work, 'stratafs-daemon.log');
+    mounts.push({
+      mnt,
+      pid,
+      log,
+      async cleanup() {
+        if (isMounted(mnt)) spawnSync('umount', ['-l', mnt]);
+        await waitFor(() => !alive(pid), 5000, 'daemon exit');
+      },
+    });
+    await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('FUSE INIT'), 5000, 'the daemon log in the work dir');
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
+  });
+
   it('a mount waits a moment for a daemon that still holds the dirs while it finishes (unmounted just before)', async () => {
     const [upper, work] = ['upper', 'work'].map((d) => path.join(base, d));
     for (const d of [upper!, work!]) fs.mkdirSync(d);
