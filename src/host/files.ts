@@ -32,11 +32,12 @@ export function giveToCaller(ctx: Context, p: HostPath | { fd: number }, parentD
   if (process.getuid?.() !== 0 || (ctx.uid === 0 && ctx.gid === 0)) return;
   const parentSetgid = (fs.statSync(parentDir).mode & S_ISGID) !== 0;
   const gid = parentSetgid ? -1 : ctx.gid;
-  if (typeof p === 'object' && 'fd' in p) fs.fchownSync(p.fd, ctx.uid, gid);
-  else fs.lchownSync(p, ctx.uid, gid);
+  const fd = typeof p === 'object' && 'fd' in p ? p.fd : undefined;
+  if (fd !== undefined) fs.fchownSync(fd, ctx.uid, gid);
+  else fs.lchownSync(p as HostPath, ctx.uid, gid);
   if ((mode & 0o6000) === 0 || (mode & C.S_IFMT) === C.S_IFLNK) return;
-  if (typeof p === 'object' && 'fd' in p) fs.fchmodSync(p.fd, mode & 0o7777);
-  else fs.chmodSync(p, mode & 0o7777);
+  if (fd !== undefined) fs.fchmodSync(fd, mode & 0o7777);
+  else fs.chmodSync(p as HostPath, mode & 0o7777);
 }
 
 /** utimensat arguments for one time: a value, the current time, or left alone. */

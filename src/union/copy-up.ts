@@ -331,16 +331,20 @@ export class CopyUp {
     const out: Array<[string, Inode<UNode>[]]> = [];
     for (const name of this.links.names(ref.layer, ino)) {
       if (name === ref.path) continue;
-      for (const at of [name, this.throughMovedDirs(name)]) {
-        const chain = at === undefined ? undefined : this.visible(at);
-        if (!chain) continue;
-        const [parents, leaf] = chain;
-        if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== name) continue;
-        out.push([at!, parents]);
-        break;
-      }
+      // At its own path, or (only then looked for) under a renamed directory.
+      const parents = this.showing(name, ref, name) ?? this.showing(this.throughMovedDirs(name), ref, name);
+      if (parents) out.push(parents);
     }
     return out;
+  }
+
+  /** Union path `at` and its parent chain, if the union shows lower file `name` of `ref`'s layer there. */
+  private showing(at: string | undefined, ref: LowerRef, name: string): [string, Inode<UNode>[]] | undefined {
+    const chain = at === undefined ? undefined : this.visible(at);
+    if (!chain) return undefined;
+    const [parents, leaf] = chain;
+    if (leaf.data.upper || leaf.data.lowers[0]?.layer !== ref.layer || leaf.data.lowers[0]?.path !== name) return undefined;
+    return [at!, parents];
   }
 
   /**
