@@ -121,7 +121,9 @@ export class UpperJournal {
    * What the upper dir holds at `rel` now: read right after a change, while the path is
    * still the one the change made (the daemon writes the record itself a little later).
    */
-  observe(rel: string, st: ObjectKind | undefined = fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false })): Observed {
+  observe(rel: string, known?: ObjectKind | null): Observed {
+    // null: the caller knows nothing is there; undefined: it does not know, so look.
+    const st = known === undefined ? this.upperHas(rel) : (known ?? undefined);
     if (!st || !isDir(st)) return { st };
     const p = this.upperPath(rel);
     const r = redirectOf(p);
@@ -268,7 +270,7 @@ export class UpperJournal {
 
   /** Visits `rel` and everything the upper dir holds below it, as they are now; returns how many. */
   private walk(rel: string, st: ObjectKind | undefined, visit: (rel: string, o: Observed) => void): number {
-    visit(rel, this.observe(rel, st));
+    visit(rel, this.observe(rel, st ?? null));
     if (!st || !isDir(st)) return 1;
     let n = 1;
     for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) n += this.walk(`${rel}/${name}`, this.upperHas(`${rel}/${name}`), visit);

@@ -129,8 +129,8 @@ export class CopyUp {
     private readonly durable: 'behind' | 'before' | 'never' = 'behind',
     /**
      * Told of an inode whose attributes a copy-up changed without a request about it: a
-     * directory copied up (its nlink, size, ctime are the new upper dir's), a parent that
-     * received a copy (its ctime, and nlink for a directory), a copy that landed (its ctime).
+     * directory copied up (its nlink, size, ctime are the new upper dir's), a copy that
+     * landed (its ctime). Not a parent that only received a copy (keepingParentTimes).
      */
     private readonly attrsChanged: (node: Inode<UNode>) => void = () => {},
   ) {
@@ -158,7 +158,7 @@ export class CopyUp {
       copyXattrs(src, undefined, tmp);
       this.setOrigin(tmp, st);
       copyModeTimes(st, undefined, tmp);
-      this.install(tmp, node.path(), node.parent(), node.data.lowers[0]!, false);
+      this.install(tmp, node.path(), node.data.lowers[0]!, false);
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       throw e;
@@ -175,26 +175,32 @@ export class CopyUp {
   /**
    * Renames a finished copy into its place. Copy-up is not a change the user made to the
    * parent directory, so its times are put back as they were (overlayfs does the same),
-   * unless the caller is about to change the parent itself; `parent`, its inode, is told.
+   * unless the caller is about to change the parent itself.
    * `rel` is the path the copy was made for, taken before any wait and not read again:
    * should the parent have been renamed meanwhile, the rename into place fails (ENOENT)
    * and nothing is half done.
    */
-  private install(tmp: HostPath, rel: string, parent: Inode<UNode> | undefined, from: LowerRef, changesParent: boolean): void {
+  private install(tmp: HostPath, rel: string, from: LowerRef, changesParent: boolean): void {
     const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
     if (changesParent) put();
-    else this.keepingParentTimes(parent, rel, put);
+    else this.keepingParentTimes(rel, put);
     this.installed(rel, from.path === rel);
   }
 
-  /** Makes a change in `rel`'s parent dir that is part of a copy-up: its times stay; its ctime does not, which the kernel is told. */
-  private keepingParentTimes(parent: Inode<UNode> | undefined, rel: string, change: () => void): void {
+  /**
+   * Makes a change in `rel`'s parent dir that is part of a copy-up: its times stay. Its
+   * ctime moves, and the kernel is not told: a notification would drop the parent's cached
+   * mode too, and every later path walk through it would cost a GETATTR (one per chmod of
+   * a lower file in a busy directory). The kernel sees the new ctime when it next asks (any
+   * change made in that directory through the mount). POSIX leaves a directory's ctime
+   * alone when a file in it changes; overlayfs shows the move at once.
+   */
+  private keepingParentTimes(rel: string, change: () => void): void {
     const slash = rel.lastIndexOf('/');
     const dir = this.stack.upperPath(slash < 0 ? '' : rel.slice(0, slash));
     const before = lstatHostOrThrow(dir);
     change();
     native.utimens(dir, before.atime, before.atimensec, before.mtime, before.mtimensec, true);
-    if (parent) this.attrsChanged(parent);
   }
 
   /**
@@ -286,7 +292,7 @@ export class CopyUp {
         this.setOrigin(tmp, shownSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, node.parent(), shown, opts.changesParent === true);
+      this.install(tmp, rel, shown, opts.changesParent === true);
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
@@ -317,7 +323,7 @@ export class CopyUp {
       const parent = parents[parents.length - 1]!;
       this.dir(parent);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
-      this.keepingParentTimes(parent, other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
+      this.keepingParentTimes(other, () => fs.linkSync(osPath(copy), osPath(this.stack.upperPathString(other))));
       this.installed(other, false);
     }
   }

@@ -18,7 +18,7 @@ import type { JournalRecord, UpperJournal } from '../index/journal.js';
 import { log } from '../util/log.js';
 import { after } from '../util/maybe-async.js';
 import { osPath } from '../util/os-path.js';
-import type { ObjectKind } from '../util/overlay-records.js';
+import { WHITEOUT_KIND, type ObjectKind } from '../util/overlay-records.js';
 import { rootStandIn, standIn } from './stand-in.js';
 import { CopyUp } from './copy-up.js';
 import { isWhiteout, makeWhiteout, redirectOf, setOpaque, setRedirect, xattrOnDisk, xattrShown } from './markers.js';
@@ -160,8 +160,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     for (const rel of rels) this.changedTo(rel);
   }
 
-  /** changed() for one path whose new object the caller has just stat()ed. */
-  private changedTo(rel: string, st?: ObjectKind): void {
+  /** changed() for one path whose new object the caller knows (null: none; undefined: read it). */
+  private changedTo(rel: string, st?: ObjectKind | null): void {
     if (rel === '') return;
     const seen = this.journaling((j) => j.observe(rel, st), rel);
     if (seen) this.recording((j) => j.record(rel, seen), rel);
@@ -556,21 +556,28 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       if (src.type === C.S_IFDIR || dst?.type === C.S_IFDIR) {
         this.copyUp.forgetMovedDirs();
         this.recording((j) => j.renamed(from, to, exchange), to);
-      }
-      else this.changed(from, to);
+      } else if (left !== undefined) {
+        // Both ends are known without an lstat (two syscalls of every rename of a file).
+        this.changedTo(from, left);
+        this.changedTo(to, { mode: src.type, rdev: 0 });
+      } else this.changed(from, to);
     };
+    let left: ObjectKind | null | undefined;
     // A copy still landing (landing.ts) moves once it has: its mark would point at no
     // data below the new name.
     return after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
       after(exchange ? this.movable(dst!) : undefined, () => {
-        this.moveNames(parent, name, newParent, newName, flags, src, dst);
+        left = this.moveNames(parent, name, newParent, newName, flags, src, dst);
         done();
       }),
     ));
   }
 
-  /** The rename on disk, once both ends are in the upper dir. */
-  private moveNames(parent: Node, name: string, newParent: Node, newName: string, flags: number, src: Node, dst: Node | undefined): void {
+  /**
+   * The rename on disk, once both ends are in the upper dir. Returns what it left at the old
+   * name when a regular file or symlink moved (a whiteout, or null for nothing), else undefined.
+   */
+  private moveNames(parent: Node, name: string, newParent: Node, newName: string, flags: number, src: Node, dst: Node | undefined): ObjectKind | null | undefined {
     const exchange = (flags & native.RENAME_EXCHANGE) !== 0;
     const from = this.childUpper(parent, name);
     const to = this.childUpper(newParent, newName);
@@ -595,11 +602,13 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       // stays where a lower layer still has that name, and goes otherwise.
       native.renameat2(from, to, native.RENAME_EXCHANGE);
       if (!srcLowerName) fs.unlinkSync(from);
-      return;
+    } else {
+      const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
+      if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
+      else native.renameat2(from, to, flags | whiteout);
     }
-    const whiteout = !exchange && srcLowerName ? native.RENAME_WHITEOUT : 0;
-    if (flags === 0 && whiteout === 0) fs.renameSync(from, to);
-    else native.renameat2(from, to, flags | whiteout);
+    if (exchange || (src.type !== C.S_IFREG && src.type !== C.S_IFLNK)) return undefined;
+    return srcLowerName ? WHITEOUT_KIND : null;
   }
 
   /** A node for a name the kernel did not look up through us (rare: the bridge knows most). */

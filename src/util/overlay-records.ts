@@ -37,6 +37,8 @@ export interface ObjectKind {
 }
 
 /** overlayfs's whiteout: a character device 0/0. */
+export const WHITEOUT_KIND: ObjectKind = { mode: S_IFCHR, rdev: 0 };
+
 export function isWhiteout(st: ObjectKind): boolean {
   return (Number(st.mode) & S_IFMT) === S_IFCHR && Number(st.rdev) === 0;
 }

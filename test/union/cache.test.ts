@@ -76,15 +76,23 @@ describe('side effects of a copy-up reach the kernel', () => {
   };
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 200));
 
-  it('directories copied up for a chmod below them, and their parents, show the upper dir attributes', async () => {
+  it('directories copied up for a chmod below them show the upper dir attributes; a parent that only received a copy keeps what the kernel has', async () => {
     const { mnt, upper } = mountedTree('side-dirs');
+    const rootBefore = seen(mnt, upper, '')[0];
     fs.chmodSync(path.join(mnt, 'd/e/f'), 0o600);
     await settle();
-    for (const p of ['', 'd', 'd/e']) {
+    for (const p of ['d', 'd/e']) {
       const [viaMount, onDisk] = seen(mnt, upper, p);
       // The upper dir's ctime; nlink 1, as overlayfs shows a merged directory's.
       expect(viaMount, `/${p}`).toBe(`${onDisk.split(' ')[0]} 1`);
     }
+    // The root only received d: its ctime moved on disk, and the kernel was not made to ask
+    // again (each later path walk would have cost a GETATTR). A change made in it does.
+    const [rootNow, rootOnDisk] = seen(mnt, upper, '');
+    expect(rootNow).toBe(rootBefore);
+    expect(rootOnDisk.split(' ')[0]).not.toBe(rootBefore.split(' ')[0]);
+    fs.writeFileSync(path.join(mnt, 'new'), '');
+    expect(seen(mnt, upper, '')[0]).toBe(`${seen(mnt, upper, '')[1].split(' ')[0]} 1`);
   });
 
   it('a copy-up of data that lands behind the request shows the ctime it ends with', async () => {
