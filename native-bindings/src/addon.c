@@ -81,6 +81,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("syncfs", js_syncfs),
       FN("tryLockExclusive", js_try_lock_exclusive),
       FN("copyData", js_copy_data),
+      FN("copySmall", js_copy_small),
       FN("capSysAdmin", js_cap_sys_admin),
       FN("socketpair", js_socketpair),
       FN("recvFd", js_recv_fd),

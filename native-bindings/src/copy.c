@@ -30,6 +30,9 @@ typedef struct {
   uint64_t bytes;
   bool use_cfr;
   char *buf;
+  /* The read/write fallback's buffer size: RW_BUF, allocated on first use, or
+     the caller's own buffer (copySmall). */
+  size_t buf_size;
 } copy_job;
 
 static bool fail(copy_job *j, const char *syscall) {
@@ -81,11 +84,11 @@ static bool copy_range(copy_job *j, off_t off, off_t end, bool *eof) {
       j->bytes += (uint64_t)n;
       continue;
     }
-    if (!j->buf && !(j->buf = malloc(RW_BUF))) {
+    if (!j->buf && !(j->buf = malloc(j->buf_size = RW_BUF))) {
       errno = ENOMEM;
       return fail(j, "malloc");
     }
-    ssize_t n = pread(j->src, j->buf, want < RW_BUF ? want : RW_BUF, off);
+    ssize_t n = pread(j->src, j->buf, want < j->buf_size ? want : j->buf_size, off);
     if (n < 0) {
       if (errno == EINTR) continue;
       return fail(j, "read");
@@ -210,4 +213,33 @@ napi_value js_copy_data(napi_env env, napi_callback_info info) {
     return throw_napi_failure(env, napi_generic_failure);
   }
   return promise;
+}
+
+/* A small file's data (the first `len` bytes, at the same offsets), copied on
+ * the calling thread: for a few KiB the thread-pool round trip of copyData
+ * costs more than the copy. copy_file_range when `tryRange` (source and
+ * destination on one filesystem: across two, ext4 and xfs refuse with EXDEV),
+ * else read/write through a buffer kept for the purpose: a failed attempt
+ * thrown to JavaScript and caught there cost more than the copy itself.
+ * Holes are not kept: at this size they do not matter. Returns the bytes
+ * copied (fewer if the source is shorter). */
+napi_value js_copy_small(napi_env env, napi_callback_info info) {
+  static char small_buf[1 << 16]; /* the main thread is the only caller */
+  napi_value argv[4];
+  int src, dst;
+  int64_t len;
+  bool try_range;
+  if (!get_args(env, info, 4, argv) || !arg_fd(env, argv[0], "srcFd", &src) ||
+      !arg_fd(env, argv[1], "dstFd", &dst) ||
+      !arg_i64(env, argv[2], "len", 0, INT64_MAX, &len) ||
+      !arg_bool(env, argv[3], "tryRange", &try_range))
+    return NULL;
+  copy_job j = {.src = src, .dst = dst, .use_cfr = try_range,
+                .buf = small_buf, .buf_size = sizeof small_buf};
+  bool eof = false;
+  if (!copy_range(&j, 0, (off_t)len, &eof))
+    return throw_errno(env, j.err, j.syscall, NULL, NULL);
+  napi_value out;
+  napi_create_double(env, (double)j.bytes, &out);
+  return out;
 }

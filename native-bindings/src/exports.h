@@ -43,6 +43,7 @@ DECL(js_flistxattr);
 DECL(js_fremovexattr);
 /* copy.c */
 DECL(js_copy_data);
+DECL(js_copy_small);
 /* socket.c */
 DECL(js_socketpair);
 DECL(js_recv_fd);

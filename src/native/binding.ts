@@ -109,6 +109,8 @@ export interface NativeBinding {
   /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds a lock on it. Dropped when the holder dies. */
   tryLockExclusive(fd: number): boolean;
   copyData(srcFd: number, dstFd: number): Promise<CopyResult>;
+  /** A small file's first `len` bytes, on this thread: copy_file_range if `tryRange`, else read/write. Returns the bytes copied. */
+  copySmall(srcFd: number, dstFd: number, len: number, tryRange: boolean): number;
   capSysAdmin(): boolean;
 
   // fd passing (fusermount3's protocol)

@@ -88,24 +88,6 @@ function copyModeTimes(st: HostStat, fd: number | undefined, p: HostPath, attrs:
  */
 const SMALL_COPY = 64 * 1024;
 
-function copySmall(src: number, dst: number, size: number): void {
-  let off = 0;
-  try {
-    while (off < size) {
-      const n = native.copyFileRange(src, off, dst, off, size - off);
-      if (n === 0) return;
-      off += n;
-    }
-    return;
-  } catch (e) {
-    // Across filesystems copy_file_range may refuse: copy the rest by hand.
-    if (!['EXDEV', 'EINVAL', 'ENOSYS', 'EOPNOTSUPP'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-  }
-  const buf = Buffer.allocUnsafe(size - off);
-  const n = fs.readSync(src, buf, 0, buf.length, off);
-  fs.writeSync(dst, buf, 0, n, off);
-}
-
 export class CopyUp {
   /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
   private movedDirs: Map<string, string> | undefined;
@@ -259,7 +241,7 @@ export class CopyUp {
           } else {
             const src = fs.openSync(dataPath, fs.constants.O_RDONLY);
             try {
-              if (dataSt.size <= SMALL_COPY) copySmall(src, fd, dataSt.size);
+              if (dataSt.size <= SMALL_COPY) native.copySmall(src, fd, dataSt.size, dataSt.dev === this.stack.upperDev);
               else await native.copyData(src, fd);
             } finally {
               fs.closeSync(src);

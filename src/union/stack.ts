@@ -81,6 +81,8 @@ export class LayerStack {
   view: StackView | undefined;
   /** st_dev of each lower root, top first: index rows carry st_ino only. */
   readonly lowerDevs: number[];
+  /** st_dev of the upper dir (copy_file_range copies only within one filesystem). */
+  readonly upperDev: number | undefined;
   /** Open fds of the upper and work dirs, flocked while the mount lasts. */
   private readonly locks: number[] = [];
   /** st_dev -> small index, so inode numbers of different filesystems never collide. */
@@ -115,6 +117,7 @@ export class LayerStack {
       const st = fs.statSync(this.tmp);
       this.tmpOwner = { uid: process.geteuid!(), gid: st.mode & 0o2000 ? st.gid : process.getegid!() };
     }
+    this.upperDev = this.upper === undefined ? undefined : fs.statSync(this.upper).dev;
     // The upper's device first: most objects end up there and keep their plain number.
     for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d).dev);
   }

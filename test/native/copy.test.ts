@@ -125,3 +125,35 @@ describe('copyData', () => {
     expect(typeof err.syscall).toBe('string');
   });
 });
+
+describe('copySmall', () => {
+  // Bigger than its 64 KiB buffer, so the read/write fallback goes round more than once.
+  const data = Buffer.alloc(150 * KiB);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + (i >> 10)) & 0xff;
+
+  for (const tryRange of [true, false]) {
+    it(`copies a file's bytes at their offsets (copy_file_range ${tryRange ? 'tried' : 'skipped'})`, () => {
+      const src = path.join(dir, 'src');
+      const dst = path.join(dir, 'dst');
+      fs.writeFileSync(src, data);
+      expect(native.copySmall(open(src, 'r'), open(dst, 'w'), data.length, tryRange)).toBe(data.length);
+      expect(fs.readFileSync(dst).equals(data)).toBe(true);
+    });
+  }
+
+  it('stops at the end of a source shorter than asked, and names the syscall that failed', () => {
+    const src = path.join(dir, 'src');
+    fs.writeFileSync(src, 'short');
+    expect(native.copySmall(open(src, 'r'), open(path.join(dir, 'dst'), 'w'), 1000, false)).toBe(5);
+    // A destination opened read-only: the write fails, with its errno.
+    fs.writeFileSync(path.join(dir, 'ro'), '');
+    let err: NativeError | undefined;
+    try {
+      native.copySmall(open(src, 'r'), open(path.join(dir, 'ro'), 'r'), 5, false);
+    } catch (e) {
+      err = e as NativeError;
+    }
+    expect(err?.code).toBe('EBADF');
+    expect(err?.syscall).toBe('write');
+  });
+});
