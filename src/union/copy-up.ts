@@ -68,13 +68,27 @@ function copyOwner(st: HostStat, fd: number | undefined, p: HostPath, made: Owne
   else native.lchown(p, st.uid, st.gid);
 }
 
-/** Mode and times, after the owner and the xattrs: the object's own, or the ones asked for. */
-function copyModeTimes(st: HostStat, fd: number | undefined, p: HostPath, attrs: CopyOptions['attrs'] = {}): void {
+/** The mode a copy ends with: the object's own, or the one asked for. */
+const copyMode = (st: HostStat, attrs: CopyOptions['attrs'] = {}): number => (attrs.mode ?? st.mode) & 0o7777;
+
+/**
+ * The mode a regular file's copy is created with. Its final one when the scratch dir gives
+ * exactly that (LayerStack.tmpModeExact) and it has no set-id or sticky bit (a change of
+ * owner can then alter nothing), which saves the fchmod of most copy-ups; else 0600 until
+ * copyModeTimes sets it after the owner.
+ */
+const createMode = (mode: number, exact: boolean): number => (exact && (mode & 0o7000) === 0 ? mode : 0o600);
+
+/**
+ * Mode and times, after the owner and the xattrs: the object's own, or the ones asked for.
+ * `created`: the mode an fd's file was created with (no fchmod when it is the final one).
+ */
+function copyModeTimes(st: HostStat, fd: number | undefined, p: HostPath, attrs: CopyOptions['attrs'] = {}, created?: number): void {
   const [as, an] = attrs.atime === undefined ? [st.atime, st.atimensec] : timeArgs(attrs.atime);
   const [ms, mn] = attrs.mtime === undefined ? [st.mtime, st.mtimensec] : timeArgs(attrs.mtime);
-  const mode = (attrs.mode ?? st.mode) & 0o7777;
+  const mode = copyMode(st, attrs);
   if (fd !== undefined) {
-    fs.fchmodSync(fd, mode);
+    if (mode !== created) fs.fchmodSync(fd, mode);
     native.futimens(fd, as, an, ms, mn);
   } else {
     if ((st.mode & S_IFMT) !== S_IFLNK) fs.chmodSync(p, mode);
@@ -231,7 +245,8 @@ export class CopyUp {
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
-        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
+        const created = createMode(copyMode(metaSt, opts.attrs), this.stack.tmpModeExact);
+        const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, created);
         if (later) landing = fd;
         try {
           if (metaOnly) {
@@ -250,7 +265,7 @@ export class CopyUp {
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
           native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(shownSt.dev, shownSt.ino), metaSrc, d.upper), 0);
-          copyModeTimes(metaSt, fd, tmp, opts.attrs);
+          copyModeTimes(metaSt, fd, tmp, opts.attrs, created);
           // Copied data is durable before it replaces the lower file: fsynced now, or
           // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
           // crash at worst loses the metadata change, and the lower file shows again, whole.

@@ -122,6 +122,17 @@ export class LayerStack {
     for (const d of [this.upper, ...this.lowers]) if (d) this.devTag(fs.statSync(d).dev);
   }
 
+  private modeExact: boolean | undefined;
+
+  /**
+   * A file made in the scratch dir gets exactly the mode asked for: the daemon's umask is 0
+   * and the scratch dir has no default ACL (which would mask it instead). Asked at the first
+   * copy-up, once the daemon has set its umask (serve.ts does so after the stack is built).
+   */
+  get tmpModeExact(): boolean {
+    return (this.modeExact ??= this.tmp !== undefined && process.umask() === 0 && typeof native.lgetxattrOrErrno(this.tmp, 'system.posix_acl_default') === 'number');
+  }
+
   /** Lets go of the upper and work dirs (unmounted): another mount may take them. */
   release(): void {
     for (const fd of this.locks.splice(0)) fs.closeSync(fd);

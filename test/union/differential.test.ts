@@ -297,6 +297,26 @@ add({
 });
 
 add({
+  name: 'copy-ups keep set-id, sticky and unusual modes of files owned by others (utimes: metadata copy; append: data copy)',
+  layers: [
+    {
+      'm/suid': f('s\n', { mode: 0o4755, uid: 1000, gid: 1000 }),
+      'm/sgid': f('g\n', { mode: 0o2750, uid: 1000, gid: 100 }),
+      'm/sticky': f('t\n', { mode: 0o1644 }),
+      'm/none': f('n\n', { mode: 0o000, uid: 1234, gid: 5678 }),
+      'm/ro': f('r\n', { mode: 0o444, uid: 1000, gid: 1000 }),
+      'm/all': f('a\n', { mode: 0o777 }),
+    },
+  ],
+  run: (r) => {
+    const names = ['suid', 'sgid', 'sticky', 'none', 'ro', 'all'];
+    for (const n of names.slice(0, 3)) native.utimens(`${r}/m/${n}`, 1111111111, 5, 1222222222, 6, false);
+    for (const n of names.slice(3)) fs.appendFileSync(`${r}/m/${n}`, 'more\n');
+    return names.map((n) => [n, statOf(`${r}/m/${n}`), read(`${r}/m/${n}`)]);
+  },
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
