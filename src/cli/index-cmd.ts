@@ -1,4 +1,4 @@
-// strata index stats|check|rebuild: look at and repair a path index. The index is the
+// strata index stats|check|rebuild|prune: look at, repair and trim a path index. The index is the
 // store's (ROOT/index.db) unless --index names another file (a plain mount keeps its own
 // in WORK/stratafs-index.db).
 
@@ -9,7 +9,7 @@ import { PathIndex } from '../index/path-index.js';
 import { defaultStoreRoot, StorePaths } from '../store/paths.js';
 import { humanSize, renderTable } from './format.js';
 
-export const usage = 'strata index (stats [--json] | check | rebuild) [--index FILE | --root DIR]';
+export const usage = 'strata index (stats [--json] | check | rebuild | prune) [--index FILE | --root DIR]';
 
 function indexFile(values: { index?: string; root?: string }): string {
   const file = values.index ?? new StorePaths(values.root ?? defaultStoreRoot()).indexFile;
@@ -34,7 +34,7 @@ export async function indexCommand(argv: string[]): Promise<number> {
     allowPositionals: true,
   });
   const [sub] = positionals;
-  if (positionals.length !== 1 || !['stats', 'check', 'rebuild'].includes(sub!)) throw new Error(`usage: ${usage}`);
+  if (positionals.length !== 1 || !['stats', 'check', 'rebuild', 'prune'].includes(sub!)) throw new Error(`usage: ${usage}`);
   const index = PathIndex.open(indexFile(values));
   try {
     if (sub === 'stats') {
@@ -55,6 +55,11 @@ export async function indexCommand(argv: string[]): Promise<number> {
       for (const d of diffs) process.stdout.write(`${d}\n`);
       process.stderr.write(diffs.length ? `${diffs.length} difference${diffs.length === 1 ? '' : 's'} between the index and the dirs\n` : 'index and dirs agree\n');
       return diffs.length ? 1 : 0;
+    }
+    if (sub === 'prune') {
+      const p = index.prune();
+      process.stderr.write(`dropped ${p.uppers} journal${p.uppers === 1 ? '' : 's'} of deleted upper dirs, ${p.layers} deleted layer${p.layers === 1 ? '' : 's'}, ${p.names} path${p.names === 1 ? '' : 's'}\n`);
+      return 0;
     }
     const t0 = performance.now();
     index.rebuild((what) => process.stderr.write(`${what}\n`));

@@ -65,9 +65,14 @@ export class PathIndex {
    * names it alone used stay until dropUnusedNames (names are shared by layers).
    */
   forgetLayer(realDir: string): boolean {
+    const layer = this.db.prepare('SELECT id FROM layers WHERE key = ?').get(realDir) as { id: number } | undefined;
+    return layer !== undefined && this.forgetLayerId(layer.id);
+  }
+
+  private forgetLayerId(id: number): boolean {
     return this.db
       .transaction((): boolean => {
-        const layer = this.db.prepare('SELECT id FROM layers WHERE key = ?').get(realDir) as { id: number } | undefined;
+        const layer = this.db.prepare('SELECT id FROM layers WHERE id = ?').get(id) as { id: number } | undefined;
         if (!layer) return false;
         // A stack is its parent plus one layer: the stacks with this layer anywhere below.
         const stacks = (
@@ -287,6 +292,28 @@ export class PathIndex {
         this.db.prepare('DELETE FROM uppers WHERE id = ?').run(row.id);
       })
       .immediate();
+  }
+
+  /**
+   * Drops what points at dirs that are gone: journals of upper dirs deleted with their
+   * containers (unless a live daemon holds one), then layers whose dirs were deleted
+   * (unless a journal still reads a stack with them), then the names nobody has left. An
+   * index shared by many plain mounts (`-o index=FILE`, a mount program's containers)
+   * otherwise keeps every layer and container it ever saw; the store does this itself
+   * on rmi and prune.
+   */
+  prune(): { uppers: number; layers: number; names: number } {
+    let uppers = 0;
+    let layers = 0;
+    for (const u of this.db.prepare('SELECT dir, owner FROM uppers').all() as Array<{ dir: string; owner: string | null }>) {
+      if (fs.existsSync(u.dir) || (u.owner !== null && ownerAlive(u.owner) !== undefined)) continue;
+      this.forgetUpper(u.dir);
+      uppers++;
+    }
+    for (const l of this.db.prepare('SELECT id, dir FROM layers').all() as Array<{ id: number; dir: string }>) {
+      if (!fs.existsSync(l.dir) && this.forgetLayerId(l.id)) layers++;
+    }
+    return { uppers, layers, names: uppers + layers > 0 ? this.dropUnusedNames() : 0 };
   }
 
   /** Every upper dir this index keeps a journal for. */
