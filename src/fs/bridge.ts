@@ -248,11 +248,16 @@ export class Bridge<D, H> implements RawFileSystem {
     );
   }
 
-  /** Drops set-id bits after a write or O_TRUNC open by a caller without CAP_FSETID. */
+  /**
+   * Drops set-id bits after a write or O_TRUNC open by a caller without CAP_FSETID. The
+   * replies of WRITE and OPEN carry no attributes, and the kernel drops only the size and
+   * times it cached after a write: it is told that the mode changed too, or a stat asking
+   * for the mode alone (coreutils' `stat -c %a`) would show the old bits.
+   */
   private dropSuidgid(ctx: RequestContext, node: Inode<D>, fh: H | undefined): MaybeAsync<void> {
     return after(this.fs.getattr(ctx, node, fh), (a) => {
       const mode = killSuidgid(a.mode, a.gid, ctx);
-      if (mode !== undefined) return after(need(this.fs.setattr).call(this.fs, ctx, node, { mode }, fh), () => undefined);
+      if (mode !== undefined) return after(need(this.fs.setattr).call(this.fs, ctx, node, { mode }, fh), () => this.invalidateAttr(node.nodeid));
     });
   }
 

@@ -578,6 +578,23 @@ add({
 });
 
 add({
+  name: 'a write by a user without CAP_FSETID clears set-id bits, and a stat of the mode alone shows it (lower and upper files)',
+  layers: [{ pub: d({ mode: 0o777 }), 'pub/lower': f('l\n', { mode: 0o6775, uid: 1000, gid: 1000 }) }],
+  candidateO: 'allow_other',
+  run: (r) => {
+    fs.writeFileSync(`${r}/pub/upper`, 'u\n');
+    fs.chownSync(`${r}/pub/upper`, 1000, 1000);
+    fs.chmodSync(`${r}/pub/upper`, 0o6775);
+    // Seen (and cached by the kernel) before the writes.
+    const before = execFileSync('stat', ['-c', '%a', `${r}/pub/lower`, `${r}/pub/upper`], { encoding: 'utf8' });
+    runAs(1000, 1000, `echo more >> '${r}/pub/lower' && echo more >> '${r}/pub/upper'`);
+    // coreutils' stat asks statx for the mode alone: what the kernel cached for it.
+    return [before, execFileSync('stat', ['-c', '%a', `${r}/pub/lower`, `${r}/pub/upper`], { encoding: 'utf8' })];
+  },
+  expect: ['6775\n6775\n', '775\n775\n'],
+});
+
+add({
   name: 'files unlinked while open: ftruncate, fchmod, futimes, fallocate and fstat through the fd (a new file and a lower one)',
   layers: STD,
   run: (r) => {
