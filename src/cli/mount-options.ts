@@ -45,7 +45,7 @@ export function splitO(list: string[] | undefined): Map<string, string> {
   return m;
 }
 
-export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean }): ServeOptions {
+export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean; posixAcl?: boolean }): ServeOptions {
   const o = splitO(f.o);
   // fuse-overlayfs's -o timeout=S: both cache lifetimes (the flags below still win).
   const timeout = seconds(o.get('timeout'), '-o timeout', defaults.timeout);
@@ -55,6 +55,8 @@ export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOt
     passthrough: !f['no-passthrough'],
     timeouts: { entry: seconds(f['entry-timeout'], '--entry-timeout', timeout), attr: seconds(f['attr-timeout'], '--attr-timeout', timeout) },
     negativeTimeout: seconds(f['negative-timeout'], '--negative-timeout', 0),
+    // fuse-overlayfs's -o noacl: permissions by the mode bits alone.
+    posixAcl: (defaults.posixAcl ?? false) && !o.has('noacl'),
   };
 }
 

@@ -24,7 +24,7 @@ import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } fro
 import { serveForeground } from './serve.js';
 import { withStore } from './store-args.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o noacl] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
 
 /** -o journal_delay_ms=N as a number, or undefined. */
@@ -75,7 +75,9 @@ export async function mountCommand(argv: string[]): Promise<number> {
   // Every user may use a union mount made by root, as with overlayfs and fuse-overlayfs (a
   // container's rootfs serves processes of many uids: apt's _apt, daemons' own users); the
   // kernel checks their permissions (default_permissions). Others need user_allow_other.
-  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0 });
+  // POSIX ACLs are enforced, as overlayfs does (its layers' and the caller's: the
+  // permission checks are the kernel's, default_permissions).
+  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0, posixAcl: true });
   // Check the layers before forking, so the caller sees what is wrong.
   const fsys = new UnionFs({
     lowers,

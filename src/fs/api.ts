@@ -15,6 +15,12 @@ export interface Context {
   gid: number;
   pid: number;
   interrupted?: boolean;
+  /**
+   * For a request that creates (mknod, mkdir, create, tmpfile) when the kernel left the
+   * caller's umask to the daemon (SessionOptions.posixAcl): apply it, unless the parent
+   * has a default ACL, which replaces it (host/files.ts withCallerUmask does both).
+   */
+  umask?: number;
 }
 
 export interface Timeouts {

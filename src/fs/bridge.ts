@@ -214,14 +214,20 @@ export class Bridge<D, H> implements RawFileSystem {
     return this.newEntry(parent, b.name, need(this.fs.symlink).call(this.fs, ctx, parent, b.name, b.target));
   }
 
+  /** The context of a creating request: with the caller's umask when the kernel left it to us. */
+  private creating(ctx: RequestContext, umask: number): RequestContext {
+    if (this.session?.negotiated?.dontMask) ctx.umask = umask;
+    return ctx;
+  }
+
   mknod(ctx: RequestContext, b: R.MknodIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return this.newEntry(parent, b.name, need(this.fs.mknod).call(this.fs, ctx, parent, b.name, b.mode, b.rdev));
+    return this.newEntry(parent, b.name, need(this.fs.mknod).call(this.fs, this.creating(ctx, b.umask), parent, b.name, b.mode, b.rdev));
   }
 
   mkdir(ctx: RequestContext, b: R.MkdirIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return this.newEntry(parent, b.name, need(this.fs.mkdir).call(this.fs, ctx, parent, b.name, b.mode));
+    return this.newEntry(parent, b.name, need(this.fs.mkdir).call(this.fs, this.creating(ctx, b.umask), parent, b.name, b.mode));
   }
 
   link(ctx: RequestContext, b: R.LinkIn): MaybeAsync<ReplyBody> {
@@ -354,7 +360,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   create(ctx: RequestContext, b: R.CreateIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(need(this.fs.create).call(this.fs, ctx, parent, b.name, b.flags, b.mode), (r) => {
+    return after(need(this.fs.create).call(this.fs, this.creating(ctx, b.umask), parent, b.name, b.flags, b.mode), (r) => {
       const e = this.entryOut(parent, b.name, r.entry);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;
       const o = this.opened(ctx, e.nodeid, this.table.get(e.nodeid), r.open, b.flags, pt);
@@ -364,7 +370,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   tmpfile(ctx: RequestContext, b: R.CreateIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(need(this.fs.tmpfile).call(this.fs, ctx, parent, b.flags, b.mode), (r) => {
+    return after(need(this.fs.tmpfile).call(this.fs, this.creating(ctx, b.umask), parent, b.flags, b.mode), (r) => {
       const node = this.table.rememberNameless(r.entry.attr.ino, r.entry.attr.mode, r.entry.data as D);
       const e = this.entryOf(node, r.entry.attr);
       const pt = this.passthrough && (r.entry.attr.mode & SETID) === 0;

@@ -19,6 +19,8 @@ export type { MaybeAsync };
 export interface RequestContext extends R.InHeader {
   /** Set when the kernel sent INTERRUPT for this request; long handlers may stop with EINTR. */
   interrupted?: boolean;
+  /** A creating request's caller umask, when the kernel left it to the daemon (see fs/api.ts Context). */
+  umask?: number;
 }
 
 /**
@@ -79,6 +81,13 @@ export interface SessionOptions {
    * A sleep and wake-up per request costs more than the request on a VM; see reader.c.
    */
   spinMicros?: number;
+  /**
+   * Ask for FUSE_POSIX_ACL: the kernel then enforces POSIX ACLs (read through GETXATTR
+   * system.posix_acl_access, cached per inode) and leaves the caller's umask to the daemon
+   * (FUSE_DONT_MASK), since a parent's default ACL replaces it. The filesystem must then
+   * apply Context.umask when it creates.
+   */
+  posixAcl?: boolean;
 }
 
 /** What INIT settled on; fixed for the life of the connection. */
@@ -88,6 +97,8 @@ export interface Negotiated {
   maxWrite: number;
   passthrough: boolean;
   readdirplus: boolean;
+  /** Creating requests carry the caller's umask, not yet applied (SessionOptions.posixAcl). */
+  dontMask: boolean;
 }
 
 /** An operation the filesystem does not implement answers ENOSYS. */
@@ -350,6 +361,7 @@ export class Session {
       InitFlag.INIT_EXT;
     if (this.opts.autoInvalData) want |= InitFlag.AUTO_INVAL_DATA;
     if (this.opts.locks) want |= InitFlag.POSIX_LOCKS | InitFlag.FLOCK_LOCKS;
+    if (this.opts.posixAcl) want |= InitFlag.POSIX_ACL | InitFlag.DONT_MASK;
     let passthrough = false;
     if (this.opts.passthrough) {
       if (!(offered & InitFlag.PASSTHROUGH)) log.info('kernel offers no FUSE passthrough; file data goes through the daemon');
@@ -362,7 +374,14 @@ export class Session {
     const flags = want & offered;
     const minor = Math.min(body.minor, KERNEL_MINOR_VERSION);
     const maxPages = Math.ceil(this.maxWrite / 4096);
-    this.negotiated = { minor, flags, maxWrite: this.maxWrite, passthrough, readdirplus: (flags & InitFlag.DO_READDIRPLUS) !== 0n };
+    this.negotiated = {
+      minor,
+      flags,
+      maxWrite: this.maxWrite,
+      passthrough,
+      readdirplus: (flags & InitFlag.DO_READDIRPLUS) !== 0n,
+      dontMask: (flags & InitFlag.DONT_MASK) !== 0n,
+    };
     log.info({ kernelMinor: body.minor, minor, flags: flags.toString(16), passthrough }, 'FUSE INIT');
     this.fs.init?.(this);
     queueMicrotask(() => {

@@ -24,6 +24,22 @@ export interface FdHandle {
 export type HostPath = string | Buffer;
 
 /**
+ * Runs a creating syscall under the caller's umask when the request carries one
+ * (Context.umask): the host filesystem then applies the new object's parent's default ACL
+ * if it has one, else this umask, as it would for the caller. The daemon's own umask is 0
+ * (serve.ts) and is put back at once: copy-up's objects get exactly the mode they ask for.
+ */
+export function withCallerUmask<T>(ctx: Context, make: () => T): T {
+  if (ctx.umask === undefined) return make();
+  const own = process.umask(ctx.umask);
+  try {
+    return make();
+  } finally {
+    process.umask(own);
+  }
+}
+
+/**
  * The daemon creates as root; the new object must belong to the caller. In a setgid
  * directory the group was already inherited from it. chown clears set-id bits, which the
  * caller may have asked for, so they are put back.
@@ -36,8 +52,11 @@ export function giveToCaller(ctx: Context, p: HostPath | { fd: number }, parentD
   if (fd !== undefined) fs.fchownSync(fd, ctx.uid, gid);
   else fs.lchownSync(p as HostPath, ctx.uid, gid);
   if ((mode & 0o6000) === 0 || (mode & C.S_IFMT) === C.S_IFLNK) return;
-  if (fd !== undefined) fs.fchmodSync(fd, mode & 0o7777);
-  else fs.chmodSync(p as HostPath, mode & 0o7777);
+  // Under the caller's umask when the kernel left it to us (a default ACL's permissions
+  // give way to it here: set-id objects in directories with default ACLs are rare).
+  const back = mode & ~(ctx.umask ?? 0) & 0o7777;
+  if (fd !== undefined) fs.fchmodSync(fd, back);
+  else fs.chmodSync(p as HostPath, back);
 }
 
 /** utimensat arguments for one time: a value, the current time, or left alone. */

@@ -6,7 +6,7 @@ import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, S
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, openHost, statfsOf, type FdHandle } from '../host/files.js';
+import { applySetAttr, fsyncDir, giveToCaller, openHost, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { osPath } from '../util/os-path.js';
 
@@ -69,13 +69,13 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
   mknod(ctx: Context, parent: Node, name: string, mode: number, rdev: number): Entry<undefined> {
     const p = this.childPath(parent, name);
     const { major, minor } = decodeDev(rdev);
-    native.mknod(p, mode, major, minor);
+    withCallerUmask(ctx, () => native.mknod(p, mode, major, minor));
     return this.created(ctx, p, parent, mode);
   }
 
   mkdir(ctx: Context, parent: Node, name: string, mode: number): Entry<undefined> {
     const p = this.childPath(parent, name);
-    fs.mkdirSync(p, mode & 0o7777);
+    withCallerUmask(ctx, () => fs.mkdirSync(p, mode & 0o7777));
     return this.created(ctx, p, parent, C.S_IFDIR | mode);
   }
 
@@ -116,7 +116,7 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
 
   create(ctx: Context, parent: Node, name: string, flags: number, mode: number): { entry: Entry<undefined>; open: OpenResult<LoopbackHandle> } {
     const p = this.childPath(parent, name);
-    const o = openHost(p, flags | C.O_CREAT, !!this.opts.passthrough, mode & 0o7777);
+    const o = withCallerUmask(ctx, () => openHost(p, flags | C.O_CREAT, !!this.opts.passthrough, mode & 0o7777));
     try {
       giveToCaller(ctx, p, this.path(parent), C.S_IFREG | mode);
       return { entry: { attr: fstatHost(o.fd) }, open: this.opened(o) };

@@ -11,7 +11,7 @@ import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, Se
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, O_TMPFILE, openHost, statfsOf, type FdHandle } from '../host/files.js';
+import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, O_TMPFILE, openHost, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { JournalRecord, UpperJournal } from '../index/journal.js';
@@ -345,13 +345,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // Made in place first: only when that finds the name taken (EEXIST) is it looked at,
     // which saves an lstat of every new name.
     try {
-      make(typeof target === 'string' ? target : target.toString('latin1'));
+      withCallerUmask(ctx, () => make(typeof target === 'string' ? target : target.toString('latin1')));
       own(target);
     } catch (e) {
       const existing = (e as NodeJS.ErrnoException).code === 'EEXIST' ? lstatHost(target) : undefined;
       if (!existing || !isWhiteout(existing)) throw e;
       const tmp = this.stack.tmpName();
-      make(tmp);
+      // Under the caller's umask, but not the target parent's default ACL: the scratch dir has none.
+      withCallerUmask(ctx, () => make(tmp));
       try {
         if ((mode & C.S_IFMT) === C.S_IFDIR) setOpaque(tmp);
         own(tmp);
@@ -422,7 +423,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   tmpfile(ctx: Context, parent: Node, flags: number, mode: number): { entry: Entry<UNode>; open: OpenResult<UnionHandle> } {
     this.writable();
     this.copyUp.dir(parent);
-    const o = openHost(this.upperPath(parent), (flags & (O_ACCMODE | C.O_EXCL)) | O_TMPFILE, !!this.opts.passthrough, mode & 0o7777);
+    const o = withCallerUmask(ctx, () => openHost(this.upperPath(parent), (flags & (O_ACCMODE | C.O_EXCL)) | O_TMPFILE, !!this.opts.passthrough, mode & 0o7777));
     let anon: number | undefined;
     try {
       // Its own fd, for as long as it has no name: the open's fd goes at its release.

@@ -594,6 +594,60 @@ add({
   expect: ['6775\n6775\n', '775\n775\n'],
 });
 
+/** A POSIX ACL as the kernel stores it in system.posix_acl_*: version 2, then (tag, perm, id) sorted by tag. */
+function acl(entries: Array<[tag: 'u' | 'user' | 'g' | 'mask' | 'o', perm: number, id?: number]>): Buffer {
+  const tags = { u: 0x01, user: 0x02, g: 0x04, mask: 0x10, o: 0x20 };
+  const b = Buffer.alloc(4 + 8 * entries.length);
+  b.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id], i) => {
+    b.writeUInt16LE(tags[tag], 4 + 8 * i);
+    b.writeUInt16LE(perm, 6 + 8 * i);
+    b.writeUInt32LE(id ?? 0xffffffff, 8 + 8 * i);
+  });
+  return b;
+}
+
+add({
+  name: 'POSIX ACLs are enforced (an entry that grants, one that denies, set below or through the mount) and a default ACL replaces the umask',
+  layers: [
+    {
+      pub: d({ mode: 0o777 }),
+      // setfacl -m u:1000:rw on a 0640 file (the mask shows as the group bits: 0660).
+      'pub/granted': f('g\n', { mode: 0o660, xattrs: { 'system.posix_acl_access': acl([['u', 6], ['user', 6, 1000], ['g', 4], ['mask', 6], ['o', 0]]) } }),
+      'pub/denied': f('d\n', { mode: 0o666, xattrs: { 'system.posix_acl_access': acl([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]) } }),
+      'pub/inherit': d({ mode: 0o755, xattrs: { 'system.posix_acl_default': acl([['u', 7], ['g', 7], ['o', 7]]) } }),
+      'pub/plain': d({ mode: 0o755 }),
+    },
+  ],
+  candidateO: 'allow_other',
+  run: (r) => {
+    fs.writeFileSync(`${r}/pub/denied2`, 'd2\n', { mode: 0o666 });
+    fs.chmodSync(`${r}/pub/denied2`, 0o666);
+    native.lsetxattr(`${r}/pub/denied2`, 'system.posix_acl_access', acl([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]), 0);
+    const as1000 = (cmd: string): string => {
+      try {
+        return runAs(1000, 1000, `(${cmd}) 2>/dev/null && echo ok`).trim();
+      } catch {
+        return 'refused';
+      }
+    };
+    const access = [
+      as1000(`cat '${r}/pub/granted'`),
+      as1000(`echo more >> '${r}/pub/granted'`),
+      as1000(`cat '${r}/pub/denied'`),
+      as1000(`echo more >> '${r}/pub/denied'`),
+      as1000(`cat '${r}/pub/denied2'`),
+    ];
+    execFileSync('sh', ['-c', `umask 022 && touch '${r}/pub/inherit/f' '${r}/pub/plain/f' && mkdir '${r}/pub/inherit/d' '${r}/pub/plain/d'`]);
+    const modes = ['inherit/f', 'inherit/d', 'plain/f', 'plain/d'].map((p) => `${p} ${(statOf(`${r}/pub/${p}`).mode & 0o7777).toString(8)}`);
+    return [access, modes];
+  },
+  expect: [
+    ['g\nok', 'ok', 'refused', 'refused', 'refused'],
+    ['inherit/f 666', 'inherit/d 777', 'plain/f 644', 'plain/d 755'],
+  ],
+});
+
 add({
   name: 'files unlinked while open: ftruncate, fchmod, futimes, fallocate and fstat through the fd (a new file and a lower one)',
   layers: STD,

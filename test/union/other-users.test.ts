@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { native } from '../../src/native/binding.js';
 import { cleanupsAfterEach, mountWith, runAs, tmpdir } from '../helpers/mount.js';
 
 describe('other users on a union mount made by root', () => {
@@ -28,5 +29,33 @@ describe('other users on a union mount made by root', () => {
     expect(denied.stderr).toContain('Permission denied');
     runAs(1000, 1000, `echo mine > '${mnt}/tmp/by-1000'`);
     expect(fs.statSync(path.join(upper, 'tmp', 'by-1000')).uid).toBe(1000);
+  });
+
+  it('POSIX ACLs are enforced unless -o noacl (fuse-overlayfs\'s option: the mode bits alone)', async () => {
+    const base = tmpdir('other-users-acl');
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
+    fs.chmodSync(base, 0o755);
+    fs.writeFileSync(path.join(lower, 'denied'), 'not for 1000\n', { mode: 0o644 });
+    // setfacl -m u:1000:--- (version 2; user_obj rw, user 1000 none, group_obj r, mask r, other r).
+    const entries: Array<[number, number, number]> = [[0x01, 6, -1], [0x02, 0, 1000], [0x04, 4, -1], [0x10, 4, -1], [0x20, 4, -1]];
+    const aclBytes = Buffer.alloc(4 + 8 * entries.length);
+    aclBytes.writeUInt32LE(2, 0);
+    entries.forEach(([tag, perm, id], i) => {
+      aclBytes.writeUInt16LE(tag, 4 + 8 * i);
+      aclBytes.writeUInt16LE(perm, 6 + 8 * i);
+      aclBytes.writeInt32LE(id, 8 + 8 * i);
+    });
+    native.lsetxattr(path.join(lower, 'denied'), 'system.posix_acl_access', aclBytes, 0);
+    const catAs1000 = (): number | null => spawnSync('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'cat', `${mnt}/denied`]).status;
+    for (const [extra, expectRead] of [[[], false], [['-o', 'noacl'], true]] as const) {
+      const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work, ...extra], mnt);
+      try {
+        expect(catAs1000() === 0, `read with ${extra.join(' ') || 'no options'}`).toBe(expectRead);
+      } finally {
+        await m.cleanup();
+      }
+    }
   });
 });
