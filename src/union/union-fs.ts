@@ -548,7 +548,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (exchange && !dst) throw fsError('ENOENT');
     this.copyUp.dir(parent);
     this.copyUp.dir(newParent);
-    const done = (): void => {
+    // `left`: what the rename left at the old name, when moveNames knows it.
+    const done = (left: ObjectKind | null | undefined): void => {
       const from = parent.childPath(name);
       const to = newParent.childPath(newName);
       // A directory's record re-reads the upper dir below both names when it is written,
@@ -563,13 +564,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
         this.changedTo(to, { mode: src.type, rdev: 0 });
       } else this.changed(from, to);
     };
-    let left: ObjectKind | null | undefined;
     // A copy still landing (landing.ts) moves once it has: its mark would point at no
     // data below the new name.
     return after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
       after(exchange ? this.movable(dst!) : undefined, () => {
-        left = this.moveNames(parent, name, newParent, newName, flags, src, dst);
-        done();
+        done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
       }),
     ));
   }
