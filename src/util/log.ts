@@ -17,7 +17,11 @@ let real: PinoLogger | undefined;
 function pinoLogger(): PinoLogger {
   if (!real) {
     const { pino } = createRequire(import.meta.url)('pino') as typeof import('pino');
-    real = pino({ name: 'stratafs', level: LEVEL, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+    const dest = pino.destination({ fd: 2, sync: true });
+    // A log that cannot be written (a daemon's log file on the full upper filesystem) must
+    // not take the mount down: an unheard 'error' event would end the process.
+    dest.on('error', () => {});
+    real = pino({ name: 'stratafs', level: LEVEL, base: { pid: process.pid } }, dest);
   }
   return real;
 }
@@ -29,9 +33,13 @@ function method(name: Method): LogFn {
   const value = LEVELS[name]!;
   return (objOrMsg, msg) => {
     if (value < THRESHOLD) return;
-    const l = pinoLogger();
-    if (typeof objOrMsg === 'string') l[name](objOrMsg);
-    else l[name](objOrMsg, msg);
+    try {
+      const l = pinoLogger();
+      if (typeof objOrMsg === 'string') l[name](objOrMsg);
+      else l[name](objOrMsg, msg);
+    } catch {
+      // The message is lost (ENOSPC, EIO, a closed stderr); the work goes on.
+    }
   };
 }
 

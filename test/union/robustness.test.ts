@@ -1,13 +1,13 @@
 // Bad days for the union mount: a full upper filesystem during copy-up, and a daemon killed
 // in the middle of a large copy-up or of a burst of writes. Nothing half-copied may ever be
 // visible, lower layers are never touched, and writes acknowledged by fsync survive.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { diffTrees, snapshotTree } from '../../src/util/tree.js';
-import { alive, cleanupsAfterEach, isMounted, type Mounted, mountWith, tmpdir, waitFor } from '../helpers/mount.js';
+import { alive, cleanupsAfterEach, isMounted, type Mounted, mountWith, STRATA, tmpdir, waitFor } from '../helpers/mount.js';
 
 const sha = (p: string): string => createHash('sha256').update(fs.readFileSync(p)).digest('hex');
 
@@ -68,6 +68,45 @@ describe('union mount under failure', () => {
     // Small changes still fit and work.
     fs.writeFileSync(path.join(s.mnt, 'small'), 'ok');
     expect(fs.readFileSync(path.join(s.upper, 'small'), 'utf8')).toBe('ok');
+  });
+
+  it('a full upper filesystem that also holds the daemon\'s log: ENOSPC, the daemon keeps serving, and works again once space is freed', async () => {
+    const s = setup('enospc-log', { sizeMiB: 8 });
+    patterned(path.join(s.lower, 'big'), 2);
+    const before = sha(path.join(s.lower, 'big'));
+    // As a mount program's daemon logs by default: into the work dir, here on the full filesystem.
+    const r = spawnSync(STRATA, ['mount', '--lower', s.lower, '--upper', s.upper, '--work', s.work, '--log-file', path.join(s.work, 'daemon.log'), s.mnt], {
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const pid = Number(/daemon pid (\d+)/.exec(r.stderr)![1]);
+    cleanups.push(async () => {
+      if (isMounted(s.mnt)) spawnSync('umount', ['-l', s.mnt]);
+      await waitFor(() => !alive(pid), 5000, 'daemon exit');
+    });
+    const errno = (f: () => void): string => {
+      try {
+        f();
+        return 'OK';
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code ?? String(e);
+      }
+    };
+    // Fill it through the mount, then copy up: the daemon's index and log writes fail too.
+    const fill = fs.openSync(path.join(s.mnt, 'fill'), 'w');
+    expect(errno(() => {
+      for (;;) fs.writeSync(fill, Buffer.alloc(1 << 20));
+    })).toBe('ENOSPC');
+    fs.closeSync(fill);
+    // The journal's record of `fill` is written within 100 ms, and fails.
+    await new Promise((done) => setTimeout(done, 500));
+    expect(errno(() => fs.appendFileSync(path.join(s.mnt, 'big'), 'more'))).toBe('ENOSPC');
+    expect(alive(pid)).toBe(true);
+    expect(sha(path.join(s.mnt, 'big'))).toBe(before);
+    fs.unlinkSync(path.join(s.mnt, 'fill'));
+    fs.appendFileSync(path.join(s.mnt, 'big'), 'more');
+    expect(fs.statSync(path.join(s.mnt, 'big')).size).toBe((2 << 20) + 4);
+    expect(sha(path.join(s.lower, 'big'))).toBe(before);
   });
 
   it('kill -9 during a large copy-up: after remount the file is the lower one or the whole copy, never a part', async () => {
