@@ -113,6 +113,13 @@ export class LayerStack {
       this.tmp = path.join(this.work, SCRATCH_DIR);
       fs.rmSync(this.tmp, { recursive: true, force: true });
       fs.mkdirSync(this.tmp, { mode: 0o700 });
+      // Copies are built here: a default ACL inherited from above the work dir would be
+      // given to every directory copied up (and masked every new file's mode). The kernel
+      // strips its work dir's ACLs too.
+      for (const acl of ['system.posix_acl_default', 'system.posix_acl_access']) {
+        const e = native.lgetxattrOrErrno(this.tmp, acl);
+        if (typeof e !== 'number') native.lremovexattr(this.tmp, acl);
+      }
       // A new object belongs to the daemon, in the group of a set-group-ID scratch dir.
       const st = fs.statSync(this.tmp);
       this.tmpOwner = { uid: process.geteuid!(), gid: st.mode & 0o2000 ? st.gid : process.getegid!() };

@@ -31,6 +31,33 @@ describe('other users on a union mount made by root', () => {
     expect(fs.statSync(path.join(upper, 'tmp', 'by-1000')).uid).toBe(1000);
   });
 
+  it('a default ACL above the work dir does not reach directories copied up (overlayfs strips its work dir\'s ACLs)', async () => {
+    const base = tmpdir('work-default-acl');
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    // setfacl -d -m u::rwx,g::-,o::- on the parent of the upper and work dirs.
+    const acl = Buffer.alloc(4 + 8 * 3);
+    acl.writeUInt32LE(2, 0);
+    [[0x01, 7], [0x04, 0], [0x20, 0]].forEach(([tag, perm], i) => {
+      acl.writeUInt16LE(tag!, 4 + 8 * i);
+      acl.writeUInt16LE(perm!, 6 + 8 * i);
+      acl.writeUInt32LE(0xffffffff, 8 + 8 * i);
+    });
+    const lower = path.join(base, 'lower');
+    fs.mkdirSync(path.join(lower, 'd'), { recursive: true, mode: 0o755 });
+    fs.writeFileSync(path.join(lower, 'd', 'f'), 'x\n');
+    const layers = path.join(base, 'layers');
+    fs.mkdirSync(layers);
+    native.lsetxattr(layers, 'system.posix_acl_default', acl, 0);
+    const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => path.join(layers, d)) as [string, string, string];
+    for (const d of [upper, work, mnt]) fs.mkdirSync(d);
+    const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work], mnt);
+    cleanups.push(() => m.cleanup());
+    // Copies d up, then makes a file and a directory in it under umask 022.
+    spawnSync('sh', ['-c', `umask 022 && echo y >> '${mnt}/d/f' && touch '${mnt}/d/new' && mkdir '${mnt}/d/sub'`]);
+    expect(native.lgetxattrOrErrno(path.join(upper, 'd'), 'system.posix_acl_default')).toBe(61 /* ENODATA */);
+    expect(['new', 'sub'].map((n) => (fs.statSync(path.join(mnt, 'd', n)).mode & 0o777).toString(8))).toEqual(['644', '755']);
+  });
+
   it('POSIX ACLs are enforced unless -o noacl (fuse-overlayfs\'s option: the mode bits alone)', async () => {
     const base = tmpdir('other-users-acl');
     cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
