@@ -5,7 +5,9 @@
 // lookup reads no inode of the layers); otherwise (no index, or below a redirect) each
 // layer is probed on disk. Both apply the rule in src/index/resolution.ts.
 
+import { truncateSync } from 'node:fs';
 import { ENOENT_ERROR, fsError } from '../fuse/errors.js';
+import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
 import type { Inode } from '../fs/inode.js';
 import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.js';
@@ -262,6 +264,23 @@ export function resolveRoot(stack: LayerStack): Resolved {
   return { data: { upper: false, metacopy: false, lowers: refs, ix }, st: top!, ino: inoOf(stack, top!) };
 }
 
+/**
+ * A metadata-only copy always has its data's size (a truncate or a write copies the data
+ * first). One with another size is a data copy whose landing a crash cut short (landing.ts):
+ * the mark still says "data below", but writes made after the copy-up had changed its size,
+ * so it showed the lower data with the new size (and so did the kernel over this upper
+ * dir). Those writes were never made durable: the file goes back to the lower data's size,
+ * on disk too, its times kept. (`st` is changed in place.)
+ */
+function unlandedCopy(stack: LayerStack, rel: string, up: string | Buffer, st: HostStat, dataSize: number): void {
+  log.warn({ path: rel, size: st.size, dataSize }, 'a copy-up had not landed when its daemon died: the file shows its lower data again, at that size');
+  if (!stack.readOnly) {
+    truncateSync(up, dataSize);
+    native.utimens(up, st.atime, st.atimensec, st.mtime, st.mtimensec, true);
+  }
+  st.size = dataSize;
+}
+
 export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: string): Resolved {
   const pd = parent.data;
   // In lower layers `.wh.` names are markers, never objects; in the upper dir (overlay
@@ -291,6 +310,8 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         if (found.refs.length === 0) throw noData(rel);
         const deeper = found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
+        const dataSize = deeper ? deeper.st.size : found.top?.size;
+        if (dataSize !== undefined && st.size !== dataSize) unlandedCopy(stack, rel, up, st, dataSize);
         return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks }, st, ino };
       }
       return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };

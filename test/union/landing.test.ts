@@ -63,12 +63,19 @@ describe('copy-ups land behind the request', () => {
     await s.kill(m);
     // The copy never landed: after a remount the data below shows again, whole.
     expect(marked(path.join(s.upper, 'a'))).toBe(true);
+    const mtime = fs.statSync(path.join(s.upper, 'a')).mtimeMs;
     const again = s.mount();
     expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\n');
+    // Its size is the data's again (the append made it 16 bytes, and the lower data is 8),
+    // on disk too, so the kernel over this upper dir agrees; its times stay.
+    expect(fs.statSync(path.join(s.mnt, 'a')).size).toBe('lower a\n'.length);
+    expect(fs.statSync(path.join(s.upper, 'a')).size).toBe('lower a\n'.length);
+    expect(fs.statSync(path.join(s.upper, 'a')).mtimeMs).toBe(mtime);
     await again.cleanup();
     const k = mountKernelOverlay([s.lower], s.upper, s.work, s.mnt);
     cleanups.push(() => k.cleanup());
     expect(fs.readFileSync(path.join(s.mnt, 'a'), 'utf8')).toBe('lower a\n');
+    expect(fs.statSync(path.join(s.mnt, 'a')).size).toBe('lower a\n'.length);
   });
 
   it('fsync(2) and rename(2) of a landing copy wait for it; unmount waits for every landing', async () => {
