@@ -41,6 +41,8 @@ export interface Observed {
 const S_IFMT = 0o170000;
 const S_IFDIR = 0o040000;
 
+/** Errors meaning "nothing there now" for a path read after the change that made it. */
+const GONE = new Set(['ENOENT', 'ENOTDIR']);
 const isDir = (st: ObjectKind): boolean => (Number(st.mode) & S_IFMT) === S_IFDIR;
 
 function parentOf(rel: string): string {
@@ -273,8 +275,18 @@ export class UpperJournal {
     visit(rel, this.observe(rel, st ?? null));
     if (!st || !isDir(st)) return 1;
     let n = 1;
-    for (const name of fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' })) n += this.walk(`${rel}/${name}`, this.upperHas(`${rel}/${name}`), visit);
+    for (const name of this.upperNames(rel)) n += this.walk(`${rel}/${name}`, this.upperHas(`${rel}/${name}`), visit);
     return n;
+  }
+
+  /** The names in an upper directory; none when it is gone or was replaced since (a later change records that). */
+  private upperNames(rel: string): string[] {
+    try {
+      return fs.readdirSync(this.upperPath(rel), { encoding: 'latin1' });
+    } catch (e) {
+      if (GONE.has((e as NodeJS.ErrnoException).code ?? '')) return [];
+      throw e;
+    }
   }
 
   /** Records `rel` and everything the upper dir holds below it, as they are now; returns how many. */
@@ -362,8 +374,18 @@ export class UpperJournal {
     return [...out.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
+  /**
+   * What the upper dir holds at `rel`, or undefined. A record written a little after its
+   * change may find a parent renamed or replaced by a file since (ENOTDIR): nothing is at
+   * `rel` then, as for ENOENT; the change that did it has its own record.
+   */
   private upperHas(rel: string): ObjectKind | undefined {
-    return fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false }) ?? undefined;
+    try {
+      return fs.lstatSync(this.upperPath(rel), { bigint: true, throwIfNoEntry: false }) ?? undefined;
+    } catch (e) {
+      if (GONE.has((e as NodeJS.ErrnoException).code ?? '')) return undefined;
+      throw e;
+    }
   }
 
   /** Lower objects shown under `rel` (a renamed directory) that the upper dir does not replace. */

@@ -103,6 +103,23 @@ describe('upper-change journal', () => {
     expect(strata('index', 'check', '--index', e.index).status).toBe(0);
   });
 
+  it('a directory rename recorded after its old parent became a file writes its records and keeps the journal going', async () => {
+    const e = setup();
+    const m = mount(e, ',journal_delay_ms=600000');
+    fs.mkdirSync(`${e.mnt}/p/q`, { recursive: true });
+    fs.writeFileSync(`${e.mnt}/p/q/f`, 'f');
+    fs.renameSync(`${e.mnt}/p/q`, `${e.mnt}/moved`);
+    // The rename's record reads the old name when it is written: its parent is a file by then.
+    fs.rmdirSync(`${e.mnt}/p`);
+    fs.writeFileSync(`${e.mnt}/p`, 'now a file');
+    settleMount(e.mnt);
+    expect(strata('index', 'stats', '--index', e.index).stdout).not.toContain('journal incomplete');
+    fs.writeFileSync(`${e.mnt}/later`, 'still recorded');
+    await umount(m);
+    expect(recorded(e)).toEqual(['A /later', 'A /moved', 'A /moved/f', 'A /p']);
+    expect(strata('index', 'check', '--index', e.index).status).toBe(0);
+  });
+
   it('a record that fails takes no other of its batch with it; readers of the live mount then go by the upper dir, and the next mount repairs the journal', async () => {
     const e = setup();
     const m = mount(e, ',journal_delay_ms=600000');
