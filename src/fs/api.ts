@@ -130,10 +130,11 @@ export interface FileSystem<D = unknown, H = unknown> {
   fsyncdir?(ctx: Context, node: Inode<D>, datasync: boolean): MaybeAsync<void>;
 
   statfs?(ctx: Context, node: Inode<D>): MaybeAsync<StatfsOut>;
-  getxattr?(ctx: Context, node: Inode<D>, name: string): MaybeAsync<Buffer>;
-  listxattr?(ctx: Context, node: Inode<D>): MaybeAsync<string[]>;
-  setxattr?(ctx: Context, node: Inode<D>, name: string, value: Buffer, flags: number): MaybeAsync<void>;
-  removexattr?(ctx: Context, node: Inode<D>, name: string): MaybeAsync<void>;
+  /** xattr requests carry no file handle: `fh` is an open one of an inode that has no name left (unlinked while open). */
+  getxattr?(ctx: Context, node: Inode<D>, name: string, fh?: H): MaybeAsync<Buffer>;
+  listxattr?(ctx: Context, node: Inode<D>, fh?: H): MaybeAsync<string[]>;
+  setxattr?(ctx: Context, node: Inode<D>, name: string, value: Buffer, flags: number, fh?: H): MaybeAsync<void>;
+  removexattr?(ctx: Context, node: Inode<D>, name: string, fh?: H): MaybeAsync<void>;
   /** Without it the bridge checks the mode bits of getattr's answer. */
   access?(ctx: Context, node: Inode<D>, mask: number): MaybeAsync<void>;
 }

@@ -498,20 +498,22 @@ export class Bridge<D, H> implements RawFileSystem {
 
   getxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return after(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? ''), (v) => sized(v, b.size));
+    return after(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? '', this.handleFor(node, undefined)), (v) => sized(v, b.size));
   }
 
   listxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return after(need(this.fs.listxattr).call(this.fs, ctx, node), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
+    return after(need(this.fs.listxattr).call(this.fs, ctx, node, this.handleFor(node, undefined)), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
   }
 
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
-    return need(this.fs.setxattr).call(this.fs, ctx, this.table.get(ctx.nodeid), b.name, b.value, b.flags);
+    const node = this.table.get(ctx.nodeid);
+    return need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined));
   }
 
   removexattr(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
-    return need(this.fs.removexattr).call(this.fs, ctx, this.table.get(ctx.nodeid), name);
+    const node = this.table.get(ctx.nodeid);
+    return need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined));
   }
 
   access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {

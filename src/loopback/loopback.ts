@@ -144,19 +144,22 @@ export class LoopbackFs extends FdFileOps<undefined> implements FileSystem<undef
     return statfsOf(this.source);
   }
 
-  getxattr(_ctx: Context, node: Node, name: string): Buffer {
-    return native.lgetxattr(this.path(node), name);
+  // An inode unlinked while open has no path; the bridge then hands us one of its fds.
+  getxattr(_ctx: Context, node: Node, name: string, fh?: LoopbackHandle): Buffer {
+    return fh ? native.fgetxattr(fh.fd, name) : native.lgetxattr(this.path(node), name);
   }
 
-  listxattr(_ctx: Context, node: Node): string[] {
-    return native.llistxattr(this.path(node));
+  listxattr(_ctx: Context, node: Node, fh?: LoopbackHandle): string[] {
+    return fh ? native.flistxattr(fh.fd) : native.llistxattr(this.path(node));
   }
 
-  setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number): void {
-    native.lsetxattr(this.path(node), name, value, flags);
+  setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number, fh?: LoopbackHandle): void {
+    if (fh) native.fsetxattr(fh.fd, name, value, flags);
+    else native.lsetxattr(this.path(node), name, value, flags);
   }
 
-  removexattr(_ctx: Context, node: Node, name: string): void {
-    native.lremovexattr(this.path(node), name);
+  removexattr(_ctx: Context, node: Node, name: string, fh?: LoopbackHandle): void {
+    if (fh) native.fremovexattr(fh.fd, name);
+    else native.lremovexattr(this.path(node), name);
   }
 }

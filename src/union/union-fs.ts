@@ -705,19 +705,28 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     return statfsOf(this.stack.upper ?? this.stack.lowers[0]!);
   }
 
-  getxattr(_ctx: Context, node: Node, name: string): Buffer {
+  getxattr(_ctx: Context, node: Node, name: string, fh?: UnionHandle): Buffer {
     const stored = xattrOnDisk(name);
     if (stored === undefined) throw ENODATA_ERROR;
-    return this.xattrOf(node, stored);
+    return this.xattrOf(node, stored, fh);
+  }
+
+  /**
+   * The fd xattrs are read and written through when the object has no path: an O_TMPFILE
+   * file not named yet, or a file unlinked while open (the bridge hands over one of its
+   * handles, which is in the upper dir for anything written since the unlink).
+   */
+  private xattrFd(node: Node, fh: UnionHandle | undefined): number | undefined {
+    return node.data.anon ?? (fh?.upper ? fh.fd : undefined);
   }
 
   /**
    * The stored xattr, or the error reading it. ENODATA is the common answer (the kernel asks
    * for security.capability before the first write to each file): no error is built for it.
    */
-  private xattrOf(node: Node, stored: string): Buffer {
-    const anon = node.data.anon;
-    if (anon !== undefined) return native.fgetxattr(anon, stored);
+  private xattrOf(node: Node, stored: string, fh?: UnionHandle): Buffer {
+    const fd = this.xattrFd(node, fh);
+    if (fd !== undefined) return native.fgetxattr(fd, stored);
     const v = native.lgetxattrOrErrno(this.metaPath(node), stored);
     if (typeof v !== 'number') return v;
     if (v === ENODATA) throw ENODATA_ERROR;
@@ -725,33 +734,37 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     return native.lgetxattr(this.metaPath(node), stored);
   }
 
-  listxattr(_ctx: Context, node: Node): string[] {
+  listxattr(_ctx: Context, node: Node, fh?: UnionHandle): string[] {
     const out: string[] = [];
-    const anon = node.data.anon;
-    for (const n of anon !== undefined ? native.flistxattr(anon) : native.llistxattr(this.metaPath(node))) {
+    const fd = this.xattrFd(node, fh);
+    for (const n of fd !== undefined ? native.flistxattr(fd) : native.llistxattr(this.metaPath(node))) {
       const shown = xattrShown(n);
       if (shown !== undefined) out.push(shown);
     }
     return out;
   }
 
-  setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number): Promise<void> | void {
+  setxattr(_ctx: Context, node: Node, name: string, value: Buffer, flags: number, fh?: UnionHandle): Promise<void> | void {
     this.writable();
     const stored = xattrOnDisk(name);
     if (stored === undefined) throw fsError('EPERM');
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    const anon = node.data.anon;
-    return after(up, () => (anon !== undefined ? native.fsetxattr(anon, stored, value, flags) : native.lsetxattr(this.upperPath(node), stored, value, flags)));
+    return after(up, () => {
+      const fd = this.xattrFd(node, fh);
+      return fd !== undefined ? native.fsetxattr(fd, stored, value, flags) : native.lsetxattr(this.upperPath(node), stored, value, flags);
+    });
   }
 
-  removexattr(_ctx: Context, node: Node, name: string): Promise<void> | void {
+  removexattr(_ctx: Context, node: Node, name: string, fh?: UnionHandle): Promise<void> | void {
     this.writable();
     const stored = xattrOnDisk(name);
     if (stored === undefined) throw ENODATA_ERROR;
     // Removing what is not there must fail before anything is copied up.
-    this.xattrOf(node, stored);
+    this.xattrOf(node, stored, fh);
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, true);
-    const anon = node.data.anon;
-    return after(up, () => (anon !== undefined ? native.fremovexattr(anon, stored) : native.lremovexattr(this.upperPath(node), stored)));
+    return after(up, () => {
+      const fd = this.xattrFd(node, fh);
+      return fd !== undefined ? native.fremovexattr(fd, stored) : native.lremovexattr(this.upperPath(node), stored);
+    });
   }
 }

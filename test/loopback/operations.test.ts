@@ -122,6 +122,17 @@ const operations: Array<[string, (r: string) => unknown]> = [
     fs.closeSync(fd);
     return [fs.existsSync(`${r}/gone`), b.toString(), size];
   }],
+  ['xattrs of a file unlinked while open, through its fd', (r) => {
+    const fd = fs.openSync(`${r}/gone-x`, 'w+');
+    fs.unlinkSync(`${r}/gone-x`);
+    fs.fstatSync(fd);
+    native.fsetxattr(fd, 'user.k', Buffer.from('v'), 0);
+    const seen = [native.flistxattr(fd), native.fgetxattr(fd, 'user.k').toString()];
+    native.fremovexattr(fd, 'user.k');
+    seen.push(native.flistxattr(fd));
+    fs.closeSync(fd);
+    return seen;
+  }],
   ['symlink and readlink', (r) => {
     fs.symlinkSync('../some/where', `${r}/dir/sym`);
     return [fs.readlinkSync(`${r}/dir/sym`), fs.lstatSync(`${r}/dir/sym`).isSymbolicLink(), fs.readFileSync(`${r}/link`, 'utf8')];

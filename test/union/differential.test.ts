@@ -649,6 +649,27 @@ add({
 });
 
 add({
+  name: 'files unlinked while open: xattrs set, read, listed and removed through the fd (a new file and a lower one)',
+  layers: STD,
+  run: (r) => {
+    const out: unknown[] = [];
+    for (const [p, flags] of [[`${r}/data/new`, 'w+'], [`${r}/data/a.txt`, 'r+']] as const) {
+      const fd = fs.openSync(p, flags);
+      fs.writeSync(fd, 'before');
+      fs.unlinkSync(p);
+      fs.fstatSync(fd);
+      native.fsetxattr(fd, 'user.after', Buffer.from('unlink'), 0);
+      out.push(native.flistxattr(fd).sort(), native.fgetxattr(fd, 'user.after').toString());
+      native.fremovexattr(fd, 'user.after');
+      out.push(native.flistxattr(fd).sort());
+      fs.closeSync(fd);
+    }
+    return out;
+  },
+  expect: [['user.after'], 'unlink', [], ['user.after'], 'unlink', []],
+});
+
+add({
   name: 'files unlinked while open: ftruncate, fchmod, futimes, fallocate and fstat through the fd (a new file and a lower one)',
   layers: STD,
   run: (r) => {
