@@ -37,6 +37,11 @@ export interface CopyOptions {
    * point in putting them back (two syscalls of every rename of a lower file).
    */
   changesParent?: boolean;
+  /**
+   * The copy starts empty (an O_TRUNC open, a truncate to 0): no data is read, and with
+   * none there is nothing to land or fsync (overlayfs skips the data of an O_TRUNC copy too).
+   */
+  empty?: boolean;
 }
 
 /** User-visible xattrs of src onto dst (ours, trusted.overlay.*, are not carried over). */
@@ -241,7 +246,7 @@ export class CopyUp {
     // A fresh copy of data lands behind the request (landing.ts). Not a metacopy getting its
     // data (the mark would lose the redirect it may need), nor a hard-link set (its other
     // names are linked to the copy as it lands).
-    const later = !metaOnly && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
+    const later = !metaOnly && !opts.empty && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
@@ -253,7 +258,7 @@ export class CopyUp {
             fs.ftruncateSync(fd, metaSt.size);
             native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
             if (opts.redirect !== undefined) native.fsetxattr(fd, XATTR_REDIRECT, Buffer.from(opts.redirect, 'latin1'), 0);
-          } else {
+          } else if (!opts.empty) {
             const src = fs.openSync(dataPath, fs.constants.O_RDONLY);
             try {
               if (dataSt.size <= SMALL_COPY) native.copySmall(src, fd, dataSt.size, dataSt.dev === this.stack.upperDev);
@@ -270,7 +275,7 @@ export class CopyUp {
           // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
           // crash at worst loses the metadata change, and the lower file shows again, whole.
           if (later) native.fsetxattr(fd, XATTR_METACOPY, Buffer.alloc(0), 0);
-          else if (!metaOnly && this.durable !== 'never') await fsyncFd(fd, false);
+          else if (!metaOnly && !opts.empty && this.durable !== 'never') await fsyncFd(fd, false);
         } finally {
           if (landing === undefined) fs.closeSync(fd);
         }

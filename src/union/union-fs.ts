@@ -313,7 +313,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // A size change needs the data; anything else only the metadata, and a copy made for
     // it takes the new mode and times directly (one syscall less than changing them after).
     const metaOnly = s.size === undefined;
-    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : {});
+    const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : { empty: s.size === 0 });
     return after(up, (copied) => {
       const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
       // Through an fd when there is one: a file unlinked while open has no path left.
@@ -637,7 +637,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       return { handle: { fd: o.fd, upper: true }, backingFd: o.fd, backingWritable: o.writable };
     };
     // O_SYNC and O_DSYNC writes are durable as they return: so must the copy be first.
-    return after(this.copyUp.file(node, false), (copied) => {
+    return after(this.copyUp.file(node, false, { empty: (flags & C.O_TRUNC) !== 0 }), (copied) => {
       // An OPEN reply carries no attributes: the kernel is told that the copy has its own (ctime, blocks).
       if (copied) this.served?.attrsChanged(node);
       return (flags & C.O_DSYNC) !== 0 ? after(this.landed(node), opened) : opened();

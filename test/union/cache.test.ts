@@ -98,7 +98,8 @@ describe('side effects of a copy-up reach the kernel', () => {
   it('a copy-up of data that lands behind the request shows the ctime it ends with', async () => {
     // Held 300 ms before its fsync, the landing ends after the stat below has been cached.
     const { mnt, upper } = mountedTree('side-landing', { STRATAFS_LANDING_HOLD_MS: '300' });
-    fs.writeFileSync(path.join(mnt, 'd/e/g'), '');
+    // An append copies the data (an O_TRUNC open would copy none, and nothing would land).
+    fs.appendFileSync(path.join(mnt, 'd/e/g'), '');
     const before = fs.statSync(path.join(mnt, 'd/e/g'), { bigint: true }).ctimeNs;
     await new Promise((r) => setTimeout(r, 600));
     const [viaMount, onDisk] = seen(mnt, upper, 'd/e/g');

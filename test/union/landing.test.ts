@@ -78,6 +78,26 @@ describe('copy-ups land behind the request', () => {
     expect(fs.statSync(path.join(s.mnt, 'a')).size).toBe('lower a\n'.length);
   });
 
+  it('an O_TRUNC open or a truncate to 0 copies no data: nothing lands, and a daemon killed then leaves what was written', async () => {
+    const s = setup('landing-trunc');
+    // Landings held a minute: a copy of data would stay marked all that time.
+    const m = s.mount(60_000);
+    fs.writeFileSync(path.join(s.mnt, 'b'), 'new b\n');
+    // truncate(2) itself (Node's truncateSync opens the file and ftruncates it).
+    execFileSync('python3', ['-c', 'import os, sys; os.truncate(sys.argv[1], 0)', path.join(s.mnt, 'c')]);
+    for (const f of ['b', 'c']) expect(marked(path.join(s.upper, f)), f).toBe(false);
+    expect(fs.readFileSync(path.join(s.upper, 'b'), 'utf8')).toBe('new b\n');
+    expect(fs.statSync(path.join(s.upper, 'c')).size).toBe(0);
+    // What an fsync acknowledged survives a kill, with nothing of the lower data.
+    const fd = fs.openSync(path.join(s.mnt, 'b'), 'r+');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    await s.kill(m);
+    s.mount();
+    expect(fs.readFileSync(path.join(s.mnt, 'b'), 'utf8')).toBe('new b\n');
+    expect(fs.readFileSync(path.join(s.mnt, 'c'), 'utf8')).toBe('');
+  });
+
   it('fsync(2) and rename(2) of a landing copy wait for it; unmount waits for every landing', async () => {
     const s = setup('landing-wait');
     const m = s.mount(1500);
