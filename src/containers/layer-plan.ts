@@ -18,8 +18,9 @@ import { inoOf } from '../union/resolve.js';
 import { isMetacopy, isOciMarker, isOpaqueDir, isWhiteout, redirectOf } from '../union/markers.js';
 import type { UNode } from '../union/node.js';
 import { log } from '../util/log.js';
+import { joinRel } from '../util/os-path.js';
 import { addMergedBelow } from './rootfs-plan.js';
-import { joinName, type TarPlan } from './tar-plan.js';
+import { type TarPlan } from './tar-plan.js';
 import type { ContainerView } from './view.js';
 
 /** A directory node resolved only when something below it needs the resolver. */
@@ -41,7 +42,7 @@ export function planLayer(plan: TarPlan, view: ContainerView): void {
       throw new Error(`${stack.upperPathString(rel)}: cannot list the container layer: ${(e as NodeJS.ErrnoException).code}`);
     }
     for (const name of names) {
-      const childRel = joinName(rel, name);
+      const childRel = joinRel(rel, name);
       const p = stack.upperPath(childRel);
       const st = lstatHostOrThrow(p);
       if (isWhiteout(st)) {

@@ -6,13 +6,14 @@
 import { constants } from 'node:fs';
 import type { Inode } from '../fs/inode.js';
 import type { UNode } from '../union/node.js';
-import { joinName, type TarPlan } from './tar-plan.js';
+import { joinRel } from '../util/os-path.js';
+import { type TarPlan } from './tar-plan.js';
 import type { ContainerView } from './view.js';
 
 /** Everything below the directory `node` (at union path `rel`), depth first, names sorted. */
 export function addMergedBelow(plan: TarPlan, view: ContainerView, node: Inode<UNode>, rel: string): void {
   for (const name of view.names(node)) {
-    const childRel = joinName(rel, name);
+    const childRel = joinRel(rel, name);
     const r = view.child(node, name);
     plan.add(childRel, r.st, view.metaPath(childRel, r), view.dataPath(childRel, r), r.ino);
     if ((r.st.mode & constants.S_IFMT) === constants.S_IFDIR) addMergedBelow(plan, view, view.dirNode(node, name, r), childRel);

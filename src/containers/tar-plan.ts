@@ -13,6 +13,7 @@ import type { HostPath } from '../host/files.js';
 import { encodeHeader, END_OF_ARCHIVE, markerHeader, padding, type TarEntry } from '../store/tar-write.js';
 import { isPrivateXattr, OCI_OPAQUE, OCI_WHITEOUT_PREFIX } from '../union/markers.js';
 import { log } from '../util/log.js';
+import { joinRel } from '../util/os-path.js';
 import { readXattrs } from '../util/xattrs.js';
 
 export interface PlanEntry {
@@ -22,11 +23,6 @@ export interface PlanEntry {
 }
 
 const CHUNK = 1 << 20;
-
-/** The archive name (and union path) of `name` in directory `dir` ('' is the root). */
-export function joinName(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
-}
 
 function hostName(p: HostPath): string {
   return typeof p === 'string' ? p : p.toString('latin1');
@@ -92,12 +88,12 @@ export class TarPlan {
 
   /** `dir/.wh.NAME`: NAME is deleted. */
   whiteout(dir: string, name: string): void {
-    this.marker(joinName(dir, OCI_WHITEOUT_PREFIX + name));
+    this.marker(joinRel(dir, OCI_WHITEOUT_PREFIX + name));
   }
 
   /** `dir/.wh..wh..opq`: nothing of the layers below shows through dir. */
   opaque(dir: string): void {
-    this.marker(joinName(dir, OCI_OPAQUE));
+    this.marker(joinRel(dir, OCI_OPAQUE));
   }
 
   private marker(name: string): void {

@@ -3,6 +3,7 @@
 // several entries.
 
 import { fsError } from '../fuse/errors.js';
+import { joinRel } from '../util/os-path.js';
 
 export interface Link<D> {
   parent: Inode<D>;
@@ -55,8 +56,7 @@ export class Inode<D = unknown> {
 
   /** Path of a child name of this directory. */
   childPath(name: string): string {
-    const p = this.path();
-    return p === '' ? name : `${p}/${name}`;
+    return joinRel(this.path(), name);
   }
 
   parent(): Inode<D> | undefined {

@@ -9,7 +9,7 @@
 import type { BigIntStats } from 'node:fs';
 import * as fs from 'node:fs';
 import { log } from '../util/log.js';
-import { osPath } from '../util/os-path.js';
+import { joinRel, osPath } from '../util/os-path.js';
 import { sleepSync } from '../util/process.js';
 import { hasOpaqueXattr, isMetacopy, isWhiteout, mayBeMetacopy, OCI_OPAQUE, OCI_WHITEOUT_PREFIX, redirectOf } from '../util/overlay-records.js';
 import { ownerAlive, selfOwner } from './owner.js';
@@ -115,7 +115,7 @@ export function walkLayer(root: string, ixOf: (parent: number, name: string) => 
         if (!present.has(hidden)) emit(whiteoutRow(ixOf(ix, hidden)));
         continue;
       }
-      const childRel = rel === '' ? n : `${rel}/${n}`;
+      const childRel = joinRel(rel, n);
       const cst = fs.lstatSync(osPath(`${root}/${childRel}`), { bigint: true });
       visit(childRel, ixOf(ix, n), cst, present.has(OCI_WHITEOUT_PREFIX + n) ? F_REPLACES : 0);
     }

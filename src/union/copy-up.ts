@@ -10,7 +10,7 @@ import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow, type HostStat } from
 import type { Inode } from '../fs/inode.js';
 import { fsyncFd, timeArgs, type HostPath } from '../host/files.js';
 import { native } from '../native/binding.js';
-import { osPath } from '../util/os-path.js';
+import { joinRel, osPath } from '../util/os-path.js';
 import { redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import { lowerData, type UNode } from './node.js';
@@ -379,7 +379,7 @@ export class CopyUp {
     const walk = (rel: string, lowerRel: string): void => {
       for (const d of fs.readdirSync(this.stack.upperPath(rel), { encoding: 'latin1', withFileTypes: true })) {
         if (!d.isDirectory()) continue;
-        const at = rel === '' ? d.name : `${rel}/${d.name}`;
+        const at = joinRel(rel, d.name);
         const r = redirectOf(this.stack.upperPath(at));
         // overlayfs's redirect: absolute from the top lower layer, or a bare name in the parent's lower directory.
         const lower = r === undefined ? joinRel(lowerRel, d.name) : r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(lowerRel, r);
@@ -439,8 +439,4 @@ function inoBytes(lowerIno: bigint, metaSrc: HostPath, wasUpper: boolean): Buffe
   }
   b.writeBigUInt64LE(lowerIno);
   return b;
-}
-
-function joinRel(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
 }

@@ -3,7 +3,7 @@
 // walking it (lower layers never change), or answered by the path index when there is one.
 
 import * as fs from 'node:fs';
-import { osPath } from '../util/os-path.js';
+import { joinRel, osPath } from '../util/os-path.js';
 import type { LayerStack } from './stack.js';
 
 export class LinkNames {
@@ -29,7 +29,7 @@ export class LinkNames {
       const dir = rel === '' ? root : `${root}/${rel}`;
       for (const d of fs.readdirSync(osPath(dir), { encoding: 'latin1', withFileTypes: true })) {
         const name = d.name;
-        const path = rel === '' ? name : `${rel}/${name}`;
+        const path = joinRel(rel, name);
         if (d.isDirectory()) walk(path);
         else if (d.isFile()) {
           const st = fs.lstatSync(osPath(`${root}/${path}`), { bigint: true });

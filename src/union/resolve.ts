@@ -9,6 +9,7 @@ import { truncateSync } from 'node:fs';
 import { ENOENT_ERROR, fsError } from '../fuse/errors.js';
 import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
+import { joinRel } from '../util/os-path.js';
 import type { Inode } from '../fs/inode.js';
 import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.js';
 import { mergeDown, type Probe } from '../index/resolution.js';
@@ -30,14 +31,10 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const isDir = (st: HostStat): boolean => (st.mode & S_IFMT) === S_IFDIR;
 
-function join(dir: string, name: string): string {
-  return dir === '' ? name : `${dir}/${name}`;
-}
-
 /** `.wh.NAME` beside where NAME would be, in an OCI-format layer. */
 function ociWhiteout(stack: LayerStack, ref: LowerRef): boolean {
   const name = ref.path.slice(ref.path.lastIndexOf('/') + 1);
-  return lstatHost(stack.lowerPath({ layer: ref.layer, path: join(dirOf(ref.path), OCI_WHITEOUT_PREFIX + name) })) !== undefined;
+  return lstatHost(stack.lowerPath({ layer: ref.layer, path: joinRel(dirOf(ref.path), OCI_WHITEOUT_PREFIX + name) })) !== undefined;
 }
 
 function dirOf(p: string): string {
@@ -56,7 +53,7 @@ function lowerDirsAt(stack: LayerStack, dir: string, layer: number): LowerRef[] 
   const parts = dir.split('/').filter((n) => n !== '');
   if (!stack.lowerRedirects) return dirs.map((d) => ({ layer: d.layer, path: parts.join('/') }));
   for (const name of parts) {
-    const found = searchLowers(stack, dirs.map((d) => ({ layer: d.layer, path: join(d.path, name) })), 'none');
+    const found = searchLowers(stack, dirs.map((d) => ({ layer: d.layer, path: joinRel(d.path, name) })), 'none');
     if (!found.top || !isDir(found.top)) return [];
     dirs = found.refs;
   }
@@ -67,7 +64,7 @@ function lowerDirsAt(stack: LayerStack, dir: string, layer: number): LowerRef[] 
 function atPath(stack: LayerStack, redirect: string, layer = -1): LowerRef[] {
   const p = redirect.replace(/^\/+/, '');
   const name = p.slice(p.lastIndexOf('/') + 1);
-  return lowerDirsAt(stack, dirOf(p), layer).map((d) => ({ layer: d.layer, path: join(d.path, name) }));
+  return lowerDirsAt(stack, dirOf(p), layer).map((d) => ({ layer: d.layer, path: joinRel(d.path, name) }));
 }
 
 /**
@@ -83,7 +80,7 @@ function hidesBelow(stack: LayerStack, ref: LowerRef): boolean {
 function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: string): LowerRef[] {
   if (redirect.startsWith('/')) return atPath(stack, redirect);
   // A bare name (overlayfs's record of a rename within one directory): in the parent's lower dirs.
-  return parentLowers.map((r) => ({ layer: r.layer, path: join(r.path, redirect) }));
+  return parentLowers.map((r) => ({ layer: r.layer, path: joinRel(r.path, redirect) }));
 }
 
 /** Looks at one candidate on disk: what is there, and the stats when something is; `hiding`: dirs that hide the layers below. */
@@ -119,7 +116,7 @@ function searchLowers(stack: LayerStack, candidates: LowerRef[], below: 'none' |
     if (r === undefined) continue;
     const rest = r.startsWith('/')
       ? atPath(stack, r, ref.layer)
-      : candidates.filter((c) => c.layer > ref.layer).map((c) => ({ layer: c.layer, path: join(dirOf(c.path), r) }));
+      : candidates.filter((c) => c.layer > ref.layer).map((c) => ({ layer: c.layer, path: joinRel(dirOf(c.path), r) }));
     return { ...found, refs: [...refs.slice(0, i + 1), ...searchLowers(stack, rest, 'dir').refs] };
   }
   return found;
@@ -150,13 +147,13 @@ function dataBelow(stack: LayerStack, ref: LowerRef, st: HostStat, parentDirs: L
   const name = ref.path.slice(ref.path.lastIndexOf('/') + 1);
   // The parent's own lower dirs when the file was found in one of them; otherwise (reached
   // through an upper metacopy's absolute redirect) its directory in each layer below.
-  const viaParent = parentDirs.some((d) => d.layer === ref.layer && join(d.path, name) === ref.path);
+  const viaParent = parentDirs.some((d) => d.layer === ref.layer && joinRel(d.path, name) === ref.path);
   const dirs = viaParent ? parentDirs.filter((d) => d.layer > ref.layer) : lowerDirsAt(stack, dirOf(ref.path), ref.layer);
   const r = redirectOf(p);
   const candidates =
     r !== undefined && r.startsWith('/')
       ? atPath(stack, r, ref.layer)
-      : dirs.map((d) => ({ layer: d.layer, path: join(d.path, r ?? name) }));
+      : dirs.map((d) => ({ layer: d.layer, path: joinRel(d.path, r ?? name) }));
   const found = searchLowers(stack, candidates, 'metacopy');
   const next = found.refs[0];
   if (!next || !found.top) throw noData(ref.path);
@@ -207,7 +204,7 @@ function searchIndex(stack: LayerStack, view: StackView, parent: UNode, name: st
   if (!found) return { refs: [] };
   const at = new Map(found.rows.map((r) => [r.layer, r]));
   const { refs, top } = mergeDown(parent.lowers, (ref) => probeOf(at.get(ref.layer)), below);
-  const children = refs.map((r) => ({ layer: r.layer, path: join(r.path, name) }));
+  const children = refs.map((r) => ({ layer: r.layer, path: joinRel(r.path, name) }));
   return { refs: children, topRow: top && at.get(top.layer), ix: found.ix };
 }
 
@@ -217,7 +214,7 @@ function searchChild(stack: LayerStack, parent: UNode, name: string, below: 'non
     const s = searchIndex(stack, stack.view, parent, name, below);
     return s.topRow ? { ...s, top: statOfRow(stack, s.topRow) } : s;
   }
-  return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: join(r.path, name) })), below);
+  return searchLowers(stack, parent.lowers.map((r) => ({ layer: r.layer, path: joinRel(r.path, name) })), below);
 }
 
 /**

@@ -7,3 +7,8 @@ export function osPath(p: string): string | Buffer {
   return NON_ASCII.test(p) ? Buffer.from(p, 'latin1') : p;
 }
 
+/** The relative path ('a/b', '' for the root) of `name` in directory `dir`: union, layer and archive paths alike. */
+export function joinRel(dir: string, name: string): string {
+  return dir === '' ? name : `${dir}/${name}`;
+}
+

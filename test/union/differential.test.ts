@@ -20,6 +20,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { O_TMPFILE } from '../../src/host/files.js';
 import { d, f, hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
+import { aclXattr } from '../helpers/acl.js';
 import { errnoOf, runAs, tmpdir } from '../helpers/mount.js';
 import {
   canonTree,
@@ -594,28 +595,15 @@ add({
   expect: ['6775\n6775\n', '775\n775\n'],
 });
 
-/** A POSIX ACL as the kernel stores it in system.posix_acl_*: version 2, then (tag, perm, id) sorted by tag. */
-function acl(entries: Array<[tag: 'u' | 'user' | 'g' | 'mask' | 'o', perm: number, id?: number]>): Buffer {
-  const tags = { u: 0x01, user: 0x02, g: 0x04, mask: 0x10, o: 0x20 };
-  const b = Buffer.alloc(4 + 8 * entries.length);
-  b.writeUInt32LE(2, 0);
-  entries.forEach(([tag, perm, id], i) => {
-    b.writeUInt16LE(tags[tag], 4 + 8 * i);
-    b.writeUInt16LE(perm, 6 + 8 * i);
-    b.writeUInt32LE(id ?? 0xffffffff, 8 + 8 * i);
-  });
-  return b;
-}
-
 add({
   name: 'POSIX ACLs are enforced (an entry that grants, one that denies, set below or through the mount) and a default ACL replaces the umask',
   layers: [
     {
       pub: d({ mode: 0o777 }),
       // setfacl -m u:1000:rw on a 0640 file (the mask shows as the group bits: 0660).
-      'pub/granted': f('g\n', { mode: 0o660, xattrs: { 'system.posix_acl_access': acl([['u', 6], ['user', 6, 1000], ['g', 4], ['mask', 6], ['o', 0]]) } }),
-      'pub/denied': f('d\n', { mode: 0o666, xattrs: { 'system.posix_acl_access': acl([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]) } }),
-      'pub/inherit': d({ mode: 0o755, xattrs: { 'system.posix_acl_default': acl([['u', 7], ['g', 7], ['o', 7]]) } }),
+      'pub/granted': f('g\n', { mode: 0o660, xattrs: { 'system.posix_acl_access': aclXattr([['u', 6], ['user', 6, 1000], ['g', 4], ['mask', 6], ['o', 0]]) } }),
+      'pub/denied': f('d\n', { mode: 0o666, xattrs: { 'system.posix_acl_access': aclXattr([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]) } }),
+      'pub/inherit': d({ mode: 0o755, xattrs: { 'system.posix_acl_default': aclXattr([['u', 7], ['g', 7], ['o', 7]]) } }),
       'pub/plain': d({ mode: 0o755 }),
     },
   ],
@@ -623,7 +611,7 @@ add({
   run: (r) => {
     fs.writeFileSync(`${r}/pub/denied2`, 'd2\n', { mode: 0o666 });
     fs.chmodSync(`${r}/pub/denied2`, 0o666);
-    native.lsetxattr(`${r}/pub/denied2`, 'system.posix_acl_access', acl([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]), 0);
+    native.lsetxattr(`${r}/pub/denied2`, 'system.posix_acl_access', aclXattr([['u', 6], ['user', 0, 1000], ['g', 6], ['mask', 6], ['o', 6]]), 0);
     const as1000 = (cmd: string): string => {
       try {
         return runAs(1000, 1000, `(${cmd}) 2>/dev/null && echo ok`).trim();
@@ -648,35 +636,38 @@ add({
   ],
 });
 
+/** Runs `f` on a new file and on a lower one (data/a.txt), each opened, then unlinked while open. */
+function unlinkedWhileOpen(r: string, f: (fd: number) => unknown): unknown[] {
+  return ([[`${r}/data/new`, 'w+'], [`${r}/data/a.txt`, 'r+']] as const).map(([p, flags]) => {
+    const fd = fs.openSync(p, flags);
+    try {
+      fs.unlinkSync(p);
+      return f(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+}
+
 add({
   name: 'files unlinked while open: xattrs set, read, listed and removed through the fd (a new file and a lower one)',
   layers: STD,
-  run: (r) => {
-    const out: unknown[] = [];
-    for (const [p, flags] of [[`${r}/data/new`, 'w+'], [`${r}/data/a.txt`, 'r+']] as const) {
-      const fd = fs.openSync(p, flags);
-      fs.writeSync(fd, 'before');
-      fs.unlinkSync(p);
+  run: (r) =>
+    unlinkedWhileOpen(r, (fd) => {
       fs.fstatSync(fd);
       native.fsetxattr(fd, 'user.after', Buffer.from('unlink'), 0);
-      out.push(native.flistxattr(fd).sort(), native.fgetxattr(fd, 'user.after').toString());
+      const set = [native.flistxattr(fd).sort(), native.fgetxattr(fd, 'user.after').toString()];
       native.fremovexattr(fd, 'user.after');
-      out.push(native.flistxattr(fd).sort());
-      fs.closeSync(fd);
-    }
-    return out;
-  },
-  expect: [['user.after'], 'unlink', [], ['user.after'], 'unlink', []],
+      return [...set, native.flistxattr(fd).sort()];
+    }),
+  expect: [[['user.after'], 'unlink', []], [['user.after'], 'unlink', []]],
 });
 
 add({
   name: 'files unlinked while open: ftruncate, fchmod, futimes, fallocate and fstat through the fd (a new file and a lower one)',
   layers: STD,
   run: (r) => {
-    const out: unknown[] = [];
-    for (const [p, flags] of [[`${r}/data/new`, 'w+'], [`${r}/data/a.txt`, 'r+']] as const) {
-      const fd = fs.openSync(p, flags);
-      fs.unlinkSync(p);
+    const out = unlinkedWhileOpen(r, (fd) => {
       fs.writeSync(fd, 'written after unlink', 0);
       fs.ftruncateSync(fd, 7);
       fs.fchmodSync(fd, 0o604);
@@ -685,9 +676,8 @@ add({
       fs.ftruncateSync(fd, 0);
       const emptied = fs.fstatSync(fd).size;
       native.fallocate(fd, 0, 0, 4096);
-      out.push([st.size, st.mode & 0o7777, st.mtimeMs, st.nlink, emptied, fs.fstatSync(fd).size, fs.readFileSync(fd, 'utf8').length]);
-      fs.closeSync(fd);
-    }
+      return [st.size, st.mode & 0o7777, st.mtimeMs, st.nlink, emptied, fs.fstatSync(fd).size, fs.readFileSync(fd, 'utf8').length];
+    });
     return [out, ls(`${r}/data`)];
   },
   expect: [[[7, 0o604, 1_500_000_001_000, 0, 0, 4096, 4096], [7, 0o604, 1_500_000_001_000, 0, 0, 4096, 4096]], ['b.txt', 'c.txt', 'd.txt', 'sub']],

@@ -5,17 +5,24 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
+import { aclXattr } from '../helpers/acl.js';
 import { cleanupsAfterEach, mountWith, runAs, tmpdir } from '../helpers/mount.js';
 
 describe('other users on a union mount made by root', () => {
   const cleanups = cleanupsAfterEach();
 
-  it('read what their permissions allow and are refused the rest, without -o allow_other', () => {
-    const base = tmpdir('other-users');
+  /** lower, upper, work and mnt dirs in a new dir (removed after the test), readable by all. */
+  function dirs(name: string): [string, string, string, string] {
+    const base = tmpdir(name);
     cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
-    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
     fs.chmodSync(base, 0o755);
+    const all = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of all) fs.mkdirSync(d);
+    return all;
+  }
+
+  it('read what their permissions allow and are refused the rest, without -o allow_other', () => {
+    const [lower, upper, work, mnt] = dirs('other-users');
     fs.writeFileSync(path.join(lower, 'public'), 'for all\n', { mode: 0o644 });
     fs.writeFileSync(path.join(lower, 'private'), 'root only\n', { mode: 0o600 });
     fs.mkdirSync(path.join(lower, 'tmp'), { mode: 0o1777 });
@@ -32,22 +39,12 @@ describe('other users on a union mount made by root', () => {
   });
 
   it('a default ACL above the work dir does not reach directories copied up (overlayfs strips its work dir\'s ACLs)', async () => {
-    const base = tmpdir('work-default-acl');
-    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
-    // setfacl -d -m u::rwx,g::-,o::- on the parent of the upper and work dirs.
-    const acl = Buffer.alloc(4 + 8 * 3);
-    acl.writeUInt32LE(2, 0);
-    [[0x01, 7], [0x04, 0], [0x20, 0]].forEach(([tag, perm], i) => {
-      acl.writeUInt16LE(tag!, 4 + 8 * i);
-      acl.writeUInt16LE(perm!, 6 + 8 * i);
-      acl.writeUInt32LE(0xffffffff, 8 + 8 * i);
-    });
-    const lower = path.join(base, 'lower');
-    fs.mkdirSync(path.join(lower, 'd'), { recursive: true, mode: 0o755 });
+    // The second dir holds this test's own upper, work and mnt.
+    const [lower, layers] = dirs('work-default-acl');
+    fs.mkdirSync(path.join(lower, 'd'), { mode: 0o755 });
     fs.writeFileSync(path.join(lower, 'd', 'f'), 'x\n');
-    const layers = path.join(base, 'layers');
-    fs.mkdirSync(layers);
-    native.lsetxattr(layers, 'system.posix_acl_default', acl, 0);
+    // setfacl -d -m u::rwx,g::-,o::- on the dir the upper and work dirs are then made in.
+    native.lsetxattr(layers, 'system.posix_acl_default', aclXattr([['u', 7], ['g', 0], ['o', 0]]), 0);
     const [upper, work, mnt] = ['upper', 'work', 'mnt'].map((d) => path.join(layers, d)) as [string, string, string];
     for (const d of [upper, work, mnt]) fs.mkdirSync(d);
     const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work], mnt);
@@ -59,22 +56,10 @@ describe('other users on a union mount made by root', () => {
   });
 
   it('POSIX ACLs are enforced unless -o noacl (fuse-overlayfs\'s option: the mode bits alone)', async () => {
-    const base = tmpdir('other-users-acl');
-    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
-    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
-    for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
-    fs.chmodSync(base, 0o755);
+    const [lower, upper, work, mnt] = dirs('other-users-acl');
     fs.writeFileSync(path.join(lower, 'denied'), 'not for 1000\n', { mode: 0o644 });
-    // setfacl -m u:1000:--- (version 2; user_obj rw, user 1000 none, group_obj r, mask r, other r).
-    const entries: Array<[number, number, number]> = [[0x01, 6, -1], [0x02, 0, 1000], [0x04, 4, -1], [0x10, 4, -1], [0x20, 4, -1]];
-    const aclBytes = Buffer.alloc(4 + 8 * entries.length);
-    aclBytes.writeUInt32LE(2, 0);
-    entries.forEach(([tag, perm, id], i) => {
-      aclBytes.writeUInt16LE(tag, 4 + 8 * i);
-      aclBytes.writeUInt16LE(perm, 6 + 8 * i);
-      aclBytes.writeInt32LE(id, 8 + 8 * i);
-    });
-    native.lsetxattr(path.join(lower, 'denied'), 'system.posix_acl_access', aclBytes, 0);
+    // setfacl -m u:1000:--- (the mask shows as the group bits: r).
+    native.lsetxattr(path.join(lower, 'denied'), 'system.posix_acl_access', aclXattr([['u', 6], ['user', 0, 1000], ['g', 4], ['mask', 4], ['o', 4]]), 0);
     const catAs1000 = (): number | null => spawnSync('setpriv', ['--reuid=1000', '--regid=1000', '--clear-groups', 'cat', `${mnt}/denied`]).status;
     for (const [extra, expectRead] of [[[], false], [['-o', 'noacl'], true]] as const) {
       const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work, ...extra], mnt);
