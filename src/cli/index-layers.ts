@@ -7,17 +7,21 @@ import * as fs from 'node:fs';
 import { PathIndex } from '../index/path-index.js';
 import type { ImageStore } from '../store/images.js';
 import { log } from '../util/log.js';
+import { progressLine } from './daemon.js';
+
+/** The path index's progress, as "indexing DIR: N entries" lines for `draw`; undefined when nobody watches. */
+export function indexingProgress(draw: ((text: string) => void) | undefined): ((dir: string, entries: number) => void) | undefined {
+  return draw && ((dir, n) => draw(`indexing ${dir}: ${n} entries`));
+}
 
 /** Indexes the layer dirs of a stack (top first) and the stack itself, with a progress line on a terminal. */
 export function indexLayers(file: string, lowers: readonly string[]): void {
   const index = PathIndex.open(file);
+  const draw = progressLine();
   try {
-    const tty = process.stderr.isTTY;
-    index.stack(lowers, (dir, n) => {
-      if (tty) process.stderr.write(`\r\x1b[2Kindexing ${dir}: ${n} entries`);
-    });
-    if (tty) process.stderr.write('\r\x1b[2K');
+    index.stack(lowers, indexingProgress(draw));
   } finally {
+    draw?.('');
     index.close();
   }
 }

@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { mountpointPath } from '../fuse/mount.js';
+import { mountpointPath } from '../util/os-path.js';
 import { LoopbackFs } from '../loopback/loopback.js';
 import { spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, serveOptions, type MountFlags } from './mount-options.js';

@@ -14,34 +14,12 @@
 
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
-import { mountContainer } from '../containers/lifecycle.js';
-import { mountpointPath } from '../fuse/mount.js';
-import { UnionFs, CACHE_TIMEOUT_S } from '../union/union-fs.js';
-import { log } from '../util/log.js';
-import { reportReady, spawnDaemon } from './daemon.js';
-import { indexLayers } from './index-layers.js';
-import { childArgs, mountOptionSpec, serveOptions, splitO, type MountFlags } from './mount-options.js';
-import { serveForeground } from './serve.js';
-import { withStore } from './store-args.js';
+import { mountpointPath } from '../util/os-path.js';
+import { spawnDaemon } from './daemon.js';
+import { childArgs, mountOptionSpec, splitO, type MountFlags } from './mount-options.js';
 
 export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o noacl] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
-
-/** -o journal_delay_ms=N as a number, or undefined. */
-function journalDelayOf(o: Map<string, string>): number | undefined {
-  const v = o.get('journal_delay_ms');
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`-o journal_delay_ms=${v}: want a whole number of milliseconds`);
-  return n;
-}
-
-/** -o volatile (overlayfs) or -o fsync=0 (fuse-overlayfs's spelling of it). */
-function volatileOf(o: Map<string, string>): boolean {
-  const f = o.get('fsync');
-  if (f !== undefined && f !== '0' && f !== '1') throw new Error(`-o fsync=${f}: want 0 or 1`);
-  return o.has('volatile') || f === '0';
-}
 
 /** Where the mount keeps its path index, or undefined for none. */
 export function indexFileOf(o: Map<string, string>, work: string | undefined): string | undefined {
@@ -72,54 +50,17 @@ export async function mountCommand(argv: string[]): Promise<number> {
   const upper = flags.upper ?? o.get('upperdir');
   const work = flags.work ?? o.get('workdir');
   const mnt = mountpointPath(positionals[0]!);
-  // Every user may use a union mount made by root, as with overlayfs and fuse-overlayfs (a
-  // container's rootfs serves processes of many uids: apt's _apt, daemons' own users); the
-  // kernel checks their permissions (default_permissions). Others need user_allow_other.
-  // POSIX ACLs are enforced, as overlayfs does (its layers' and the caller's: the
-  // permission checks are the kernel's, default_permissions).
-  const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0, posixAcl: true });
-  // Check the layers before forking, so the caller sees what is wrong.
-  const fsys = new UnionFs({
-    lowers,
-    upper,
-    work,
-    passthrough: !flags['no-passthrough'],
-    followCopyUp: o.has('follow_copyup'),
-    journalDelayMs: journalDelayOf(o),
-    volatile: volatileOf(o),
-    syncCopyUp: o.has('sync_copyup'),
-  });
-  const indexFile = indexFileOf(o, work);
-  if (!flags.foreground) {
-    if (indexFile) indexLayers(indexFile, fsys.stack.lowers);
-    // The daemon takes the upper and work dirs; this check only showed they are free.
-    fsys.stack.release();
-    // A daemon started by a mount program (podman) has nobody reading its stderr: without
-    // --log-file its log goes next to its index in the work dir, as a container's does.
-    const logFile = flags['log-file'] ?? (work ? path.join(path.resolve(work), 'stratafs-daemon.log') : undefined);
-    const pid = await spawnDaemon(['mount', ...childArgs(argv)], logFile);
-    process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
+  if (flags.foreground) {
+    await (await import('./mount-serve.js')).serveUnion(flags, o, { lowers, upper, work, mnt, indexFile: indexFileOf(o, work) });
     return 0;
   }
-  try {
-    if (indexFile) fsys.attachIndex(indexFile);
-    fsys.starting();
-    await serveForeground(mnt, fsys, {
-      ...opts,
-      readOnly: opts.readOnly || upper === undefined,
-      fsname: upper ? `stratafs:${upper}` : 'stratafs',
-      subtype: 'stratafs',
-    });
-  } catch (e) {
-    reportReady((e as Error).message);
-    throw e;
-  } finally {
-    // The daemon finishes its writes (copies landing, the journal): a signal now would
-    // kill it half-way, as a crash.
-    const finishing = (sig: string): void => void log.info({ signal: sig }, 'finishing the upper dir before exiting');
-    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, finishing);
-    await fsys.unmounted();
-  }
+  // Everything else (checking the layers and dirs, indexing, mounting) is the daemon's: it
+  // reports what went wrong, and this command loads none of it.
+  // A daemon started by a mount program (podman) has nobody reading its stderr: without
+  // --log-file its log goes next to its index in the work dir, as a container's does.
+  const logFile = flags['log-file'] ?? (work ? path.join(path.resolve(work), 'stratafs-daemon.log') : undefined);
+  const pid = await spawnDaemon(['mount', ...childArgs(argv)], logFile);
+  process.stderr.write(`mounted ${lowers.length} layer${lowers.length === 1 ? '' : 's'}${upper ? ' + upper' : ' (read-only)'} at ${mnt} (daemon pid ${pid})\n`);
   return 0;
 }
 
@@ -136,6 +77,7 @@ function daemonFlags(f: MountFlags): string[] {
 async function mountContainerCommand(flags: MountFlags & { upper?: string; work?: string; root?: string }, ref: string, target: string): Promise<number> {
   if (flags.foreground) throw new Error('strata mount -f: a container is always mounted by a background daemon (its state is kept for strata ps)');
   if (flags.upper || flags.work) throw new Error(`a container brings its own upper and work dirs\nusage: ${containerUsage}`);
+  const [{ mountContainer }, { withStore }, { indexLayers }] = await Promise.all([import('../containers/lifecycle.js'), import('./store-args.js'), import('./index-layers.js')]);
   const m = await withStore(flags.root, (s) => mountContainer(s, ref, target, spawnDaemon, {
       daemonFlags: daemonFlags(flags),
       logFile: flags['log-file'],

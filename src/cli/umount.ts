@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { umountContainer } from '../containers/lifecycle.js';
-import { mountAt, mountpointPath, servingPids, unmount } from '../fuse/mount.js';
+import { mountAt, servingPids, unmount } from '../fuse/mount.js';
 import { defaultStoreRoot, StorePaths } from '../store/paths.js';
+import { mountpointPath } from '../util/os-path.js';
 import { waitForExit } from '../util/process.js';
 import { withStore } from './store-args.js';
 

@@ -6,11 +6,12 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { clearStale, isStale, mountAt, mountpointPath, unmount, MountError } from '../fuse/mount.js';
+import { clearStale, isStale, mountAt, unmount, MountError } from '../fuse/mount.js';
 import { PathIndex } from '../index/path-index.js';
 import type { ContainerRecord, ImageStore } from '../store/images.js';
 import { removeTree } from '../store/paths.js';
 import { log } from '../util/log.js';
+import { mountpointPath } from '../util/os-path.js';
 import { waitForExit } from '../util/process.js';
 import { ContainerDirs } from './layout.js';
 import { mountStatus, removeMountRecord, withContainerLock, writeMountRecord, type MountRecord } from './mount-state.js';

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
+import { mountpointPath } from '../util/os-path.js';
 
 export interface FuseMountOptions {
   fsname?: string;
@@ -234,22 +235,6 @@ export function mountAt(target: string): { fstype: string; source: string; dev: 
 
 function unescape(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/**
- * The canonical path of a mount point as the mount table shows it, without touching the
- * mount point itself: a dead FUSE mount answers ENOTCONN, so only its parent is resolved.
- */
-export function mountpointPath(p: string): string {
-  const abs = path.resolve(p);
-  if (abs === '/') return abs;
-  let parent: string;
-  try {
-    parent = fs.realpathSync(path.dirname(abs));
-  } catch {
-    return abs;
-  }
-  return path.join(parent, path.basename(abs));
 }
 
 /**

@@ -120,11 +120,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   /**
    * Serves lower lookups from the path index in `file` (indexing layers not in it yet) and
    * records upper changes in it. For the daemon only: it takes the upper dir's journal.
+   * `progress`: told how far the indexing of each new layer got.
    */
-  attachIndex(file: string): void {
+  attachIndex(file: string, progress?: (dir: string, entries: number) => void): void {
     const index = PathIndex.open(file);
     this.index = index;
-    const stack = index.stack(this.stack.lowers);
+    const stack = index.stack(this.stack.lowers, progress);
     if (stack.special) log.info({ index: file }, 'lower layers hold overlayfs redirects or metacopies: lower lookups probe the layers');
     else this.stack.view = stack.view;
     if (this.stack.upper) this.journal = index.attachUpper(this.stack.upper, stack);

@@ -155,10 +155,18 @@ describe('mount lifecycle', () => {
   });
 
   it('bad mount points and sources fail with a message naming the path', () => {
+    const [upper, work] = ['upper', 'work'].map((d) => path.join(base, d)) as [string, string];
+    for (const d of [upper, work]) fs.mkdirSync(d);
+    const union = (...args: string[]): string[] => ['mount', '--lower', src, '--upper', upper, '--work', work, ...args];
     const cases: Array<[string[], RegExp]> = [
       [['loopback', src, path.join(base, 'missing')], /missing/],
       [['loopback', src, path.join(src, 'f')], /not a directory/],
       [['loopback', path.join(base, 'nosrc'), mnt], /nosrc/],
+      // A union mount's daemon checks all of these and the command reports its words.
+      [['mount', '--lower', path.join(base, 'nolayer'), mnt], /ENOENT.*nolayer/],
+      [['mount', '--lower', src, '--upper', path.join(src, 'f'), '--work', work, mnt], /src\/f: upper dir is not a directory/],
+      [union('-o', 'journal_delay_ms=soon', mnt), /journal_delay_ms=soon/],
+      [union(path.join(base, 'nomnt')), /nomnt: cannot use as mount point: ENOENT/],
       [['umount', mnt], /not mounted/],
       [['frobnicate'], /unknown command/],
     ];
@@ -168,6 +176,27 @@ describe('mount lifecycle', () => {
       expect(r.stderr).toMatch(re);
     }
     expect(isMounted(mnt)).toBe(false);
+  });
+
+  it('a background union mount draws the indexing of new layers on the caller\'s terminal, and nothing when it is no terminal', () => {
+    const [upper, work] = ['upper', 'work'].map((d) => path.join(base, d)) as [string, string];
+    for (const d of [upper, work]) fs.mkdirSync(d);
+    const args = ['mount', '--lower', src, '--upper', upper, '--work', work, mnt];
+    // script(1) gives the command a terminal: the daemon indexes (the root and f) and the
+    // command draws it.
+    const tty = spawnSync('script', ['-qec', [STRATA, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8' });
+    mounts.push({ mnt, pid: 0, log: '', cleanup: async () => void spawnSync('umount', [mnt]) });
+    expect(tty.status, tty.stdout).toBe(0);
+    expect(tty.stdout).toContain(`\r\x1b[2Kindexing ${fs.realpathSync(src)}: 2 entries`);
+    expect(tty.stdout).toMatch(/\r\x1b\[2Kmounted 1 layer \+ upper at /);
+    expect(fs.readFileSync(path.join(mnt, 'f'), 'utf8')).toBe('content');
+    expect(spawnSync('umount', [mnt]).status).toBe(0);
+    // Without a terminal (a mount program's caller, a pipe) the command prints its one line.
+    fs.rmSync(work, { recursive: true });
+    fs.mkdirSync(work);
+    const piped = spawnSync(STRATA, args, { encoding: 'utf8' });
+    expect(piped.status, piped.stderr).toBe(0);
+    expect(piped.stderr).toMatch(/^mounted 1 layer \+ upper at .* \(daemon pid \d+\)\n$/);
   });
 
   it('CMD --help prints the lines of the help about that command', () => {
