@@ -120,6 +120,7 @@ export class InodeTable<D> {
     }
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
     for (const l of [...node.links]) node.removeLink(l.parent, l.name);
+    node.dropChildren();
     return node;
   }
 

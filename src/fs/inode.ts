@@ -81,4 +81,21 @@ export class Inode<D = unknown> {
     const i = this.links.findIndex((l) => l.parent === parent && l.name === name);
     if (i >= 0) this.links.splice(i, 1);
   }
+
+  /**
+   * The kernel forgot this directory, and with it every dentry below it: the names of the
+   * children go too. A child it still knows (a hard link elsewhere keeps it) must not
+   * keep a name under an inode that is gone: path() would fail for it with ESTALE under
+   * every name, and a new lookup of this directory gives it another nodeid, under which the
+   * child's name would only be added behind the dead one. The child stays the inode of
+   * its st_ino, so a later lookup of the name finds it again.
+   */
+  dropChildren(): void {
+    if (!this.kids) return;
+    for (const [name, kid] of this.kids) {
+      const i = kid.links.findIndex((l) => l.parent === this && l.name === name);
+      if (i >= 0) kid.links.splice(i, 1);
+    }
+    this.kids = undefined;
+  }
 }

@@ -312,7 +312,7 @@ export class CopyUp {
       d.lowers = [];
       d.data = undefined;
     }
-    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1) this.linkSiblings(shown, shownSt.ino, target);
+    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1) this.linkSiblings(shown, shownSt.ino, rel, target);
   }
 
   /**
@@ -320,8 +320,8 @@ export class CopyUp {
    * set stays one file: a write through any name is seen through all (overlayfs needs
    * index=on for this). A name that is hidden, deleted, or already in the upper dir is left.
    */
-  private linkSiblings(ref: LowerRef, ino: bigint, copy: string): void {
-    for (const [other, parents] of this.visibleNames(ref, ino)) {
+  private linkSiblings(ref: LowerRef, ino: bigint, rel: string, copy: string): void {
+    for (const [other, parents] of this.visibleNames(ref, ino, rel)) {
       const parent = parents[parents.length - 1]!;
       this.dir(parent);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
@@ -333,12 +333,17 @@ export class CopyUp {
   /**
    * The other names of a lower hard-link set that the union still shows as that lower file
    * (not deleted, hidden, or replaced in the upper dir), as union paths (a name under a
-   * renamed directory is shown under its new name), each with its parent chain.
+   * renamed directory is shown under its new name), each with its parent chain. `rel`: the
+   * union path the copy was made at. That is usually `ref`'s own name, but not always: an
+   * inode known by two names is copied up at the path of the name it keeps first, which
+   * after the kernel forgot the directory of the other (InodeTable.forget) may be another
+   * name of the set than the one it was first looked up by; `ref`'s name must then be
+   * linked like any other (the copy itself is in the upper dir, and so never linked).
    */
-  visibleNames(ref: LowerRef, ino: bigint): Array<[string, Inode<UNode>[]]> {
+  visibleNames(ref: LowerRef, ino: bigint, rel: string): Array<[string, Inode<UNode>[]]> {
     const out: Array<[string, Inode<UNode>[]]> = [];
     for (const name of this.links.names(ref.layer, ino)) {
-      if (name === ref.path) continue;
+      if (name === rel) continue;
       // At its own path, or (only then looked for) under a renamed directory.
       const parents = this.showing(name, ref, name) ?? this.showing(this.throughMovedDirs(name), ref, name);
       if (parents) out.push(parents);

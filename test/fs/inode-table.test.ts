@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { InodeTable } from '../../src/fs/inode-table.js';
 
 const FILE = 0o100000;
+const DIR = 0o040000;
 
 function table(): InodeTable<{ tag: string }> {
   return new InodeTable(1n, { tag: 'root' });
@@ -79,5 +80,30 @@ describe('InodeTable', () => {
     expect(t.forget(b.nodeid, 1)).toBeUndefined();
     expect(t.forget(a.nodeid, 1)).toBe(c);
     expect(t.size).toBe(1);
+  });
+
+  it('a directory the kernel forgets takes the names below it along: a hard-linked file keeps its other name', () => {
+    // The kernel drops a directory's dentry (an interrupted rmdir or rename, a failed
+    // revalidation, memory pressure) and with it every dentry below; a file with a hard
+    // link elsewhere stays known, and its name in that directory must go with the directory.
+    const t = table();
+    const d = t.remember(t.root, 'd', 60n, DIR, () => ({ tag: 'd' }));
+    const e = t.remember(t.root, 'e', 61n, DIR, () => ({ tag: 'e' }));
+    const x = t.remember(d, 'x', 62n, FILE, () => ({ tag: 'x' }));
+    expect(t.remember(e, 'y', 62n, FILE, () => ({ tag: 'x' }))).toBe(x);
+    expect(t.forget(d.nodeid, 1)).toBe(d);
+    expect(x.path()).toBe('e/y');
+    expect(x.parent()).toBe(e);
+    // Looked up again: a new nodeid for the directory, the same inode for the file, and
+    // both of its names work.
+    const d2 = t.remember(t.root, 'd', 60n, DIR, () => ({ tag: 'd' }));
+    expect(d2).not.toBe(d);
+    expect(t.remember(d2, 'x', 62n, FILE, () => ({ tag: 'x' }))).toBe(x);
+    expect(x.links.map((l) => `${l.parent.path()}/${l.name}`)).toEqual(['e/y', 'd/x']);
+    expect(d2.child('x')).toBe(x);
+    // The file still goes when the kernel has forgotten every lookup of it.
+    expect(t.forget(x.nodeid, 3)).toBe(x);
+    expect(d2.child('x')).toBeUndefined();
+    expect(e.child('y')).toBeUndefined();
   });
 });
