@@ -107,6 +107,13 @@ function copyModeTimes(st: HostStat, fd: number | undefined, p: HostPath, attrs:
  */
 const SMALL_COPY = 64 * 1024;
 
+/**
+ * For tests and debugging only: holds every copy of data this many milliseconds before it
+ * goes into place, so that what a copy-up under way must wait for (renames, unlinks,
+ * metadata changes of the same file) can be met in that state. Unset (0) in normal use.
+ */
+const HOLD_MS = Number(process.env.STRATAFS_COPY_HOLD_MS ?? 0);
+
 export class CopyUp {
   /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
   private movedDirs: Map<string, string> | undefined;
@@ -216,14 +223,29 @@ export class CopyUp {
     // to the one copy (metacopy has no notion of link sets).
     const lowerSt = metaOnly && !d.upper && d.lowers[0] ? lstatHostOrThrow(this.stack.lowerPath(d.lowers[0])) : undefined;
     if (lowerSt && lowerSt.nlink > 1) metaOnly = false;
-    if (d.upper && (!d.metacopy || metaOnly)) return false;
+    // A copy under way first, also for a change of metadata alone: the copy replaces the
+    // file with the metadata it read when it started, and would undo the change.
     const busy = this.running.get(node.nodeid);
     if (busy) return busy.then(() => this.file(node, metaOnly, opts));
+    if (d.upper && (!d.metacopy || metaOnly)) return false;
     const parent = node.parent();
     if (parent) this.dir(parent);
     const p = this.doFile(node, metaOnly, opts, lowerSt).finally(() => this.running.delete(node.nodeid));
     this.running.set(node.nodeid, p);
     return p.then(() => true);
+  }
+
+  /**
+   * The copy-up of this node under way, if any; it settles (never rejects) once the copy is
+   * in place or has failed. A change of the node's name must wait for it: the copy is
+   * renamed into the path it was made for, which would bring an old name back, or land on
+   * a file moved there.
+   */
+  inFlight(node: Inode<UNode>): Promise<void> | undefined {
+    return this.running.get(node.nodeid)?.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   /** `lowerSt`: the lstat of the lower file when file() already made it. */
@@ -266,6 +288,7 @@ export class CopyUp {
             } finally {
               fs.closeSync(src);
             }
+            if (HOLD_MS > 0) await new Promise((r) => setTimeout(r, HOLD_MS));
           }
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);

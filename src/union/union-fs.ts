@@ -485,9 +485,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 
-  unlink(_ctx: Context, parent: Node, name: string): void {
+  unlink(_ctx: Context, parent: Node, name: string): Promise<void> | void {
     this.writable();
-    this.removeName(parent, name, resolveChild(this.stack, parent, name));
+    return after(this.copiedUp(parent.child(name)), () => this.removeName(parent, name, resolveChild(this.stack, parent, name)));
   }
 
   rmdir(_ctx: Context, parent: Node, name: string): void {
@@ -565,13 +565,14 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
         this.changedTo(to, { mode: src.type, rdev: 0 });
       } else this.changed(from, to);
     };
-    // A copy still landing (landing.ts) moves once it has: its mark would point at no
-    // data below the new name.
-    return after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
+    // A copy still under way moves once it is in place (else it would be put back at the
+    // old name, or over the file moved onto it); one still landing (landing.ts), once it
+    // has: its mark would point at no data below the new name.
+    return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
       after(exchange ? this.movable(dst!) : undefined, () => {
         done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
       }),
-    ));
+    )));
   }
 
   /**
@@ -664,6 +665,12 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     if (this.opts.volatile) throw fsError('ENOSYS');
     // What fsync acknowledges must survive a crash: the copy-up it writes into too.
     return after(this.landed(node), () => super.fsync(ctx, node, h, datasync));
+  }
+
+  /** Copy-ups of these nodes still under way, finished (see CopyUp.inFlight). */
+  private copiedUp(...nodes: Array<Node | undefined>): Promise<void> | undefined {
+    const busy = nodes.map((n) => n && this.copyUp.inFlight(n)).filter((p): p is Promise<void> => p !== undefined);
+    return busy.length === 0 ? undefined : Promise.all(busy).then(() => undefined);
   }
 
   /**
