@@ -354,7 +354,9 @@ export function randomStack(seed: number, opts: RandomStackOptions): RandomStack
     };
     const putOther = (p: string): void => {
       if (r.chance(0.6)) {
-        const target = r.pick(['../x', 'a/b/c', '/etc/hostname', 'dangling', `${fresh('t')}`]);
+        // An absolute target that exists nowhere: random scripts follow symlinks (append,
+        // truncate, chmod), and as root through one to a host file they would change it.
+        const target = r.pick(['../x', 'a/b/c', '/nonexistent-stratafs-test/target', 'dangling', `${fresh('t')}`]);
         spec[p] = { type: 'symlink', target };
         model.set(p, { type: 'symlink', mode: 0o777, uid: 0, gid: 0, target, mtime: t, inode: `${li}:${p}` });
       } else {
