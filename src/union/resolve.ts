@@ -31,6 +31,20 @@ const S_IFDIR = 0o040000;
 const S_IFREG = 0o100000;
 const isDir = (st: HostStat): boolean => (st.mode & S_IFMT) === S_IFDIR;
 
+/**
+ * lstat of a candidate in a lower layer; undefined when nothing is there, also when a
+ * directory on the way is not one in that layer (ENOTDIR: a redirect's path crossing a
+ * file of that layer names nothing in it).
+ */
+function lstatBelow(p: string | Buffer): HostStat | undefined {
+  try {
+    return lstatHost(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    throw e;
+  }
+}
+
 /** `.wh.NAME` beside where NAME would be, in an OCI-format layer. */
 function ociWhiteout(stack: LayerStack, ref: LowerRef): boolean {
   const name = ref.path.slice(ref.path.lastIndexOf('/') + 1);
@@ -43,15 +57,24 @@ function dirOf(p: string): string {
 }
 
 /**
- * The directories at an absolute path in the layers below `layer` (-1: all layers). Where
- * a lower layer may hold redirects of its own, each directory on the way is resolved in
- * those layers, so one renamed in a layer is followed (overlayfs walks a redirect the same
- * way); otherwise the path is the same in every layer.
+ * The directories at an absolute path in the layers below `layer` (-1: all layers): the
+ * path resolved a directory at a time through those layers, as overlayfs follows an
+ * absolute redirect, so a layer takes part only where every directory on the way is a
+ * directory that no layer above hides (a file, a whiteout or an opaque directory there
+ * ends it; mapping the path into every layer read a layer's file as a directory: ENOTDIR,
+ * or showed what an opaque directory above hid). The path index answers for all layers at
+ * once; on disk, each directory on the way is searched like any lookup, and a directory
+ * renamed in a lower layer (a redirect of its own) is followed.
  */
 function lowerDirsAt(stack: LayerStack, dir: string, layer: number): LowerRef[] {
-  let dirs: LowerRef[] = stack.lowers.map((_, l) => ({ layer: l, path: '' })).filter((r) => r.layer > layer);
   const parts = dir.split('/').filter((n) => n !== '');
-  if (!stack.lowerRedirects) return dirs.map((d) => ({ layer: d.layer, path: parts.join('/') }));
+  const rel = parts.join('/');
+  if (stack.view && layer < 0) {
+    const found = stack.view.resolve(rel);
+    if (!found || (found.rows[0]!.mode & S_IFMT) !== S_IFDIR) return [];
+    return found.rows.map((r) => ({ layer: r.layer, path: rel }));
+  }
+  let dirs: LowerRef[] = stack.lowers.map((_, l) => ({ layer: l, path: '' })).filter((r) => r.layer > layer);
   for (const name of parts) {
     const found = searchLowers(stack, dirs.map((d) => ({ layer: d.layer, path: joinRel(d.path, name) })), 'none');
     if (!found.top || !isDir(found.top)) return [];
@@ -86,7 +109,7 @@ function redirected(stack: LayerStack, parentLowers: LowerRef[], redirect: strin
 /** Looks at one candidate on disk: what is there, and the stats when something is; `hiding`: dirs that hide the layers below. */
 function diskProbe(stack: LayerStack, sts: Map<LowerRef, HostStat>, hiding: Set<LowerRef>): (ref: LowerRef) => Probe {
   return (ref) => {
-    const st = lstatHost(stack.lowerPath(ref));
+    const st = lstatBelow(stack.lowerPath(ref));
     if (!st) return { found: ociWhiteout(stack, ref) ? 'whiteout' : 'none', hides: false };
     if (isWhiteout(st)) return { found: 'whiteout', hides: true };
     sts.set(ref, st);

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { O_TMPFILE } from '../../src/host/files.js';
-import { d, f, hl, layerTime, modelTree, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
+import { d, f, hl, layerTime, modelTree, opaque, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
 import { aclXattr } from '../helpers/acl.js';
 import { errnoOf, runAs, tmpdir } from '../helpers/mount.js';
 import {
@@ -159,6 +159,45 @@ bothFormats({
     return out;
   },
   expect: ['ENOENT', 'ENOENT', 'ENOENT', ['keep', 'later'], ['f:keep', 'f:later'], 'recreated in layer 2\n', 'new\n', [], 'ENOENT', ['dir', 'file', 'keep', 'later']],
+});
+
+// A renamed directory's absolute redirect is followed a directory at a time through the
+// layers, as overlayfs does: a layer where a directory on the way is a file, or is hidden
+// by an opaque directory above, takes no part. The caches are dropped after the rename so
+// that the directory is looked up again, by its redirect (as after a remount).
+const dropCaches = (): void => fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+bothFormats({
+  name: 'a renamed directory whose old path crosses a file of a lower layer',
+  layers: [{ d: 'a file in the bottom layer\n' }, { 'd/sub/x': 'x\n', f: 'f\n' }],
+  run: (r) => {
+    fs.renameSync(`${r}/d/sub`, `${r}/moved`);
+    dropCaches();
+    return [ls(`${r}/moved`), read(`${r}/moved/x`), ls(r)];
+  },
+  expect: [['x'], 'x\n', ['d', 'f', 'moved']],
+});
+bothFormats({
+  name: 'a renamed directory under an opaque directory does not show what it hides',
+  layers: [{ 'd/sub/z': 'hidden\n' }, { d: opaque(), 'd/sub/x': 'x\n' }],
+  run: (r) => {
+    fs.renameSync(`${r}/d/sub`, `${r}/moved`);
+    dropCaches();
+    return [ls(`${r}/moved`), errnoOf(() => fs.lstatSync(`${r}/moved/z`))];
+  },
+  expect: [['x'], 'ENOENT'],
+});
+bothFormats({
+  name: 'RENAME_EXCHANGE of a directory whose lower path crosses a file, then rm -rf of it',
+  layers: [{ d: 'a file in the bottom layer\n' }, { 'd/sub/x': 'x\n', f: 'f\n' }],
+  run: (r) => {
+    native.renameat2(`${r}/d/sub`, `${r}/f`, native.RENAME_EXCHANGE);
+    const out: unknown[] = [ls(`${r}/f`), read(`${r}/d/sub`)];
+    fs.rmSync(`${r}/f`, { recursive: true });
+    dropCaches();
+    out.push(ls(r), errnoOf(() => fs.lstatSync(`${r}/f`)), ls(`${r}/d`));
+    return out;
+  },
+  expect: [['x'], 'f\n', ['d'], 'ENOENT', ['sub']],
 });
 
 bothFormats({
