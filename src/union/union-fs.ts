@@ -547,6 +547,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     }
     const dst = dstRes ? (newParent.child(newName) ?? this.inodeFor(ctx, newParent, newName)) : undefined;
     if (exchange && !dst) throw fsError('ENOENT');
+    // Before anything is copied up: a rename that fails leaves the upper dir as it was.
+    if (!exchange) this.refuseNonEmpty(dst);
     this.copyUp.dir(parent);
     this.copyUp.dir(newParent);
     // `left`: what the rename left at the old name, when moveNames knows it.
@@ -575,6 +577,11 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     )));
   }
 
+  /** A rename onto a directory that shows entries (its own or its lower layers') fails with ENOTEMPTY. */
+  private refuseNonEmpty(dst: Node | undefined): void {
+    if (dst?.type === C.S_IFDIR && mergedEntries(this.stack, dst).length > 0) throw fsError('ENOTEMPTY');
+  }
+
   /**
    * The rename on disk, once both ends are in the upper dir. Returns what it left at the old
    * name when a regular file or symlink moved (a whiteout, or null for nothing), else undefined.
@@ -585,7 +592,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const to = this.childUpper(newParent, newName);
     const srcLowerName = lowerHasName(this.stack, parent, name);
     if (dst && !exchange && dst.type === C.S_IFDIR) {
-      if (mergedEntries(this.stack, dst).length > 0) throw fsError('ENOTEMPTY');
+      // Again: something may have been made in it while the rename waited for copy-ups.
+      this.refuseNonEmpty(dst);
       // Its upper copy may still hold whiteouts: clear it away before the rename.
       if (dst.data.upper) {
         const tmp = this.stack.tmpName();

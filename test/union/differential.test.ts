@@ -200,6 +200,19 @@ bothFormats({
   expect: [['x'], 'f\n', ['d'], 'ENOENT', ['sub']],
 });
 
+add({
+  name: 'a rename onto a non-empty directory fails and copies nothing up',
+  layers: [{ 'p/a/x': '1\n', 'q/b/y': '2\n' }],
+  run: (r) => {
+    const out: unknown[] = [errnoOf(() => fs.renameSync(`${r}/p/a`, `${r}/q/b`))];
+    dropCaches();
+    // Directories copied up would now be merged ones (nlink 1), here and under the kernel.
+    out.push(fs.statSync(`${r}/p/a`).nlink, fs.statSync(`${r}/q`).nlink, fs.statSync(`${r}/p`).nlink);
+    return out;
+  },
+  expect: ['ENOTEMPTY', 2, 3, 3],
+});
+
 bothFormats({
   name: 'opaque dirs hide lower contents, in the top and in a middle layer',
   layers: OPAQUES,
