@@ -48,6 +48,7 @@ const STALE_ATTRS_MS = 10;
 
 /** Files with set-id bits: see opened(). */
 const SETID = 0o6000;
+const S_IFDIR = 0o040000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
@@ -196,7 +197,12 @@ export class Bridge<D, H> implements RawFileSystem {
         if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);
         return out.attrOut(a, this.timeouts.attr);
       });
-    if (v & FATTR_KILL_SUIDGID) {
+    // chown(f, -1, -1) drops set-id bits too, but the kernel (HANDLE_KILLPRIV_V2: it leaves
+    // that to us) then sends a SETATTR that changes nothing (no ids, no FATTR_KILL_SUIDGID);
+    // nothing else sends one for a non-directory (utimensat with both times UTIME_OMIT
+    // returns before it reaches the filesystem).
+    const chownNoIds = (v & ~FATTR_FH) === 0 && node.type !== S_IFDIR;
+    if (v & FATTR_KILL_SUIDGID || chownNoIds) {
       return after(this.fs.getattr(ctx, node, fh), (a) => {
         s.mode = killSuidgid(s.mode ?? a.mode, s.gid ?? a.gid, ctx) ?? s.mode;
         return apply();

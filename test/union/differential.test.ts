@@ -370,6 +370,30 @@ add({
 });
 
 add({
+  name: 'chown(f, -1, -1) drops set-uid, and set-gid with group exec (lower and upper files; a dir keeps them)',
+  layers: [
+    {
+      'k/suid': f('s\n', { mode: 0o4755 }),
+      'k/sgidx': f('g\n', { mode: 0o2755 }),
+      'k/sgid': f('g\n', { mode: 0o2745 }),
+      'k/dir': d({ mode: 0o2755 }),
+    },
+  ],
+  run: (r) => {
+    fs.writeFileSync(`${r}/k/upper`, 'u\n');
+    fs.chmodSync(`${r}/k/upper`, 0o6755);
+    const names = ['suid', 'sgidx', 'sgid', 'upper', 'dir'];
+    for (const n of names) fs.chownSync(`${r}/k/${n}`, -1, -1);
+    const fd = fs.openSync(`${r}/k/upper`, 'r');
+    fs.fchmodSync(fd, 0o4755);
+    fs.fchownSync(fd, -1, -1);
+    fs.closeSync(fd);
+    return names.map((n) => [n, fs.statSync(`${r}/k/${n}`).mode & 0o7777]);
+  },
+  expect: [['suid', 0o755], ['sgidx', 0o755], ['sgid', 0o2745], ['upper', 0o755], ['dir', 0o2755]],
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
