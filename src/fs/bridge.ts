@@ -278,9 +278,19 @@ export class Bridge<D, H> implements RawFileSystem {
    * writes a backing file with the daemon's credentials, which keep those bits on a write
    * by another user; through the daemon, WRITE_KILL_SUIDGID drops them as the VFS would.
    */
-  private passthroughAllowed(ctx: RequestContext, node: Inode<D>, r: OpenResult<H>): MaybeAsync<boolean> {
+  private passthroughAllowed(ctx: RequestContext, nodeid: number, node: Inode<D>, r: OpenResult<H>, flags: number): MaybeAsync<boolean> {
     if (!this.passthrough || r.backingFd === undefined || r.directIo) return false;
-    return after(this.fs.getattr(ctx, node, r.handle), (a) => (a.mode & SETID) === 0);
+    return after(this.fs.getattr(ctx, node, r.handle), (a) => {
+      if ((a.mode & SETID) === 0) return true;
+      // A file given set-id bits while open for passthrough: the kernel fails every other
+      // open of that inode that is not a passthrough one (EIO). Reads may share it, and so
+      // may root's writes (CAP_FSETID keeps the bits on a write anyway); another writer
+      // would keep them where the VFS drops them, and is refused.
+      if (!this.backing?.has(nodeid)) return false;
+      if ((flags & O_ACCMODE) === O_RDONLY || ctx.uid === 0) return true;
+      void this.fs.release?.(ctx, node, r.handle);
+      throw fsError('ETXTBSY', `${safePath(node)}: a set-id file open for passthrough cannot be opened for writing by uid ${ctx.uid}`);
+    });
   }
 
   /**
@@ -356,7 +366,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(need(this.fs.open).call(this.fs, ctx, node, b.flags), (r) => {
       const kill = b.openFlags & OPEN_KILL_SUIDGID ? this.dropSuidgid(ctx, node, r.handle) : undefined;
       return after(kill, () =>
-        after(this.passthroughAllowed(ctx, node, r), (pt) => {
+        after(this.passthroughAllowed(ctx, ctx.nodeid, node, r, b.flags), (pt) => {
           const o = this.opened(ctx, ctx.nodeid, node, r, b.flags, pt);
           return out.openOut(o.fh, o.openFlags, o.backingId);
         }),

@@ -394,6 +394,27 @@ add({
 });
 
 add({
+  name: 'a file given a set-id bit while open (passthrough) opens again for reading and writing (a copied-up lower file and a new one)',
+  layers: [{ 'k/lower': f('l\n', { mode: 0o755 }) }],
+  run: (r) => {
+    // Copied up whole first: overlayfs (6.18, metacopy=on) stamps a metadata-only copy's
+    // mtime when it is opened for writing, stratafs keeps it (a kernel quirk, not this case).
+    fs.appendFileSync(`${r}/k/lower`, 'more\n');
+    fs.writeFileSync(`${r}/k/upper`, 'u\n');
+    fs.chmodSync(`${r}/k/upper`, 0o755);
+    return ['lower', 'upper'].map((n) => {
+      const p = `${r}/k/${n}`;
+      const held = fs.openSync(p, 'r');
+      fs.chmodSync(p, 0o4755);
+      const again = ['r', 'r+'].map((how) => errnoOf(() => fs.closeSync(fs.openSync(p, how))));
+      fs.closeSync(held);
+      return [n, again, fs.statSync(p).mode & 0o7777, read(p)];
+    });
+  },
+  expect: [['lower', ['OK', 'OK'], 0o4755, 'l\nmore\n'], ['upper', ['OK', 'OK'], 0o4755, 'u\n']],
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
