@@ -59,6 +59,17 @@ export function giveToCaller(ctx: Context, p: HostPath | { fd: number }, parentD
   else fs.chmodSync(p as HostPath, back);
 }
 
+/**
+ * What a set-group-ID directory gives an object made in it (its group, and to a directory
+ * the bit too), for an object made elsewhere (the scratch dir) and then moved in.
+ */
+export function inheritSetgid(p: HostPath, parentDir: HostPath, isDir: boolean): void {
+  const parent = fs.statSync(parentDir);
+  if ((parent.mode & S_ISGID) === 0) return;
+  fs.lchownSync(p, -1, parent.gid);
+  if (isDir) fs.chmodSync(p, (fs.lstatSync(p).mode | S_ISGID) & 0o7777);
+}
+
 /** utimensat arguments for one time: a value, the current time, or left alone. */
 export function timeArgs(t: TimeSpec | undefined): [number, number] {
   if (t === undefined) return [0, native.UTIME_OMIT];

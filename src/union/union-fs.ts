@@ -11,7 +11,7 @@ import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, Se
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, O_ACCMODE, O_TMPFILE, openHost, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
+import { applySetAttr, fsyncDir, giveToCaller, inheritSetgid, O_ACCMODE, O_TMPFILE, openHost, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { JournalRecord, UpperJournal } from '../index/journal.js';
@@ -355,7 +355,10 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       // Under the caller's umask, but not the target parent's default ACL: the scratch dir has none.
       withCallerUmask(ctx, () => make(tmp));
       try {
-        if ((mode & C.S_IFMT) === C.S_IFDIR) setOpaque(tmp);
+        const isDir = (mode & C.S_IFMT) === C.S_IFDIR;
+        if (isDir) setOpaque(tmp);
+        // Made where the parent's set-gid bit could not reach it (a link is no new object).
+        if (!linked) inheritSetgid(tmp, this.upperPath(parent), isDir);
         own(tmp);
         native.renameat2(tmp, target, native.RENAME_EXCHANGE);
       } catch (e2) {

@@ -415,6 +415,24 @@ add({
 });
 
 add({
+  name: 'in a set-gid directory, names made again over deleted lower ones inherit its group (and a dir the bit); a link keeps its own',
+  layers: [{ g: d({ mode: 0o2775, gid: 1234 }), 'g/sub': d(), 'g/file': 'f\n', 'g/x': 'x\n', 'g/own': 'old\n', 'other/own': f('o\n', { gid: 42 }) }],
+  run: (r) => {
+    for (const n of ['sub', 'file', 'x', 'own']) fs.rmSync(`${r}/g/${n}`, { recursive: true, force: true });
+    fs.mkdirSync(`${r}/g/sub`);
+    fs.writeFileSync(`${r}/g/file`, 'new\n');
+    fs.symlinkSync('target', `${r}/g/x`);
+    fs.mkdirSync(`${r}/g/fresh`);
+    fs.linkSync(`${r}/other/own`, `${r}/g/own`);
+    return ['sub', 'file', 'x', 'fresh', 'own'].map((n) => {
+      const st = fs.lstatSync(`${r}/g/${n}`);
+      return [n, st.gid, st.mode & 0o7777 & ~0o777];
+    });
+  },
+  expect: [['sub', 1234, 0o2000], ['file', 1234, 0], ['x', 1234, 0], ['fresh', 1234, 0o2000], ['own', 42, 0]],
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
