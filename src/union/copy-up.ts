@@ -33,10 +33,11 @@ export interface CopyOptions {
   /** For a regular file copied for metadata only: the redirect to where its data lies below. */
   redirect?: string;
   /**
-   * A rename changes the parent's times right after the copy-up anyway: then there is no
-   * point in putting them back (two syscalls of every rename of a lower file).
+   * The directory a rename changes right after the copy-up anyway: a copy made in it need
+   * not put its times back (two syscalls of every rename of a lower file). A copy made in
+   * another (a hard-linked file copied up at another of its names) puts them back.
    */
-  changesParent?: boolean;
+  changesParent?: Inode<UNode>;
   /**
    * The copy starts empty (an O_TRUNC open, a truncate to 0): no data is read, and with
    * none there is nothing to land or fsync (overlayfs skips the data of an O_TRUNC copy too).
@@ -317,7 +318,7 @@ export class CopyUp {
         this.setOrigin(tmp, shownSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, shown, opts.changesParent === true);
+      this.install(tmp, rel, shown, opts.changesParent !== undefined && opts.changesParent === node.parent());
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });

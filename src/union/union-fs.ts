@@ -523,18 +523,19 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * A regular file moves as a metadata-only copy that redirects to where its data lies
    * below (overlayfs with metacopy=on does the same): a rename copies no data.
    */
-  private movableFile(node: Node): Promise<void> | void {
+  private movableFile(node: Node, dir: Node): Promise<void> | void {
     const d = node.data;
     // A metadata-only copy finds its data below by its own path, or by its redirect: once
     // it moves, it needs the redirect (also when an earlier chmod made it, at its old name).
     const redirect = (!d.upper || d.metacopy) && d.lowers.length > 0 ? redirectTarget(this.stack, node) : undefined;
-    return after(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: true }), (copied) => {
+    return after(this.copyUp.file(node, node.type === C.S_IFREG, { redirect, changesParent: dir }), (copied) => {
       if (!copied && d.metacopy && redirect) setRedirect(this.upperPath(node), redirect);
     });
   }
 
-  private movable(node: Node): Promise<void> | void {
-    return node.type === C.S_IFDIR ? this.movableDir(node) : this.movableFile(node);
+  /** Prepares `node`, known in `dir` by the name a rename moves, to move. */
+  private movable(node: Node, dir: Node): Promise<void> | void {
+    return node.type === C.S_IFDIR ? this.movableDir(node) : this.movableFile(node, dir);
   }
 
   rename(ctx: Context, parent: Node, name: string, newParent: Node, newName: string, flags: number): Promise<void> | void {
@@ -573,8 +574,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // A copy still under way moves once it is in place (else it would be put back at the
     // old name, or over the file moved onto it); one still landing (landing.ts), once it
     // has: its mark would point at no data below the new name.
-    return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src), () =>
-      after(exchange ? this.movable(dst!) : undefined, () => {
+    return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src, parent), () =>
+      after(exchange ? this.movable(dst!, newParent) : undefined, () => {
         done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
       }),
     )));
