@@ -41,6 +41,12 @@ export interface UNode {
    * reach it until a LINK names it (then closed), or until the kernel forgets the inode.
    */
   anon?: number;
+  /**
+   * Open handles on the lower file (opened before a copy-up). When the file is unlinked
+   * while some remain, the union keeps an fd of its upper copy in `anon`: those handles
+   * name the lower file, and fstat through them must show the copy, which has no path left.
+   */
+  lowerOpens?: number;
 }
 
 const S_IFMT = 0o170000;

@@ -470,6 +470,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private takeName(parent: Node, name: string, child: Resolved): void {
     this.copyUp.dir(parent);
     const target = this.childUpper(parent, name);
+    this.keepForLowerOpens(parent.child(name), target);
     if (!child.data.upper) {
       makeWhiteout(target);
       return;
@@ -486,6 +487,18 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     makeWhiteout(tmp);
     native.renameat2(tmp, target, native.RENAME_EXCHANGE);
     fs.rmSync(tmp, { recursive: true, force: true });
+  }
+
+  /**
+   * A copied-up file about to lose its last name while handles opened on its lower file
+   * remain (UNode.lowerOpens): an fd of the copy is kept, as for an O_TMPFILE file, so that
+   * fstat and fchmod through those handles reach it (the kernel's overlayfs shows it, with
+   * nlink 0) instead of failing with ESTALE. Closed when the kernel forgets the inode.
+   */
+  private keepForLowerOpens(node: Node | undefined, target: string | Buffer): void {
+    const d = node?.data;
+    if (!d?.upper || !d.lowerOpens || d.anon !== undefined || node!.type !== C.S_IFREG || node!.links.length > 1) return;
+    d.anon = fs.openSync(target, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
   }
 
   unlink(_ctx: Context, parent: Node, name: string): Promise<void> | void {
@@ -643,6 +656,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       // the lower data after a copy-up (the bridge gives later opens a fresh inode). Through
       // the daemon (followCopyUp), reads switch to the upper copy: read() below.
       const pt = this.stack.readOnly || !this.opts.followCopyUp;
+      node.data.lowerOpens = (node.data.lowerOpens ?? 0) + 1;
       return { handle: { fd: o.fd, upper: false }, keepCache: true, backingFd: pt ? o.fd : undefined, backingWritable: false };
     }
     this.writable();
@@ -661,12 +675,18 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   /** A handle opened on a lower file through the daemon follows its copy-up, so it reads what is written after it (as overlayfs does). */
   override read(ctx: Context, node: Node, h: UnionHandle, offset: number, size: number): Buffer {
     if (!h.upper && node.data.upper && !node.data.metacopy) {
-      const fd = fs.openSync(this.upperPath(node), C.O_RDONLY);
+      const fd = fs.openSync(this.metaPath(node), C.O_RDONLY);
       fs.closeSync(h.fd);
       h.fd = fd;
       h.upper = true;
+      node.data.lowerOpens! -= 1;
     }
     return super.read(ctx, node, h, offset, size);
+  }
+
+  override release(ctx: Context, node: Node, h: UnionHandle): void {
+    if (!h.upper) node.data.lowerOpens! -= 1;
+    super.release(ctx, node, h);
   }
 
   /**

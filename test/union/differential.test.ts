@@ -448,6 +448,31 @@ add({
 });
 
 add({
+  name: 'fstat through a read-only fd opened before a copy-up, after the name is unlinked, shows the copy',
+  layers: [{ 'u/chmod': 'data\n', 'u/xattr': 'data\n', 'u/plain': 'data\n' }],
+  run: (r) => {
+    const changes: Record<string, (p: string) => void> = {
+      chmod: (p) => fs.chmodSync(p, 0o600),
+      xattr: (p) => native.lsetxattr(p, 'user.k', Buffer.from('v'), 0),
+      plain: () => {},
+    };
+    return Object.entries(changes).map(([n, change]) => {
+      const p = `${r}/u/${n}`;
+      const fd = fs.openSync(p, 'r');
+      try {
+        change(p);
+        fs.unlinkSync(p);
+        const st = fs.fstatSync(fd);
+        return [n, st.nlink, st.mode & 0o7777, st.size];
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  },
+  expect: [['chmod', 0, 0o600, 5], ['xattr', 0, 0o644, 5], ['plain', 1, 0o644, 5]],
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
