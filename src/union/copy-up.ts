@@ -118,6 +118,8 @@ const HOLD_MS = Number(process.env.STRATAFS_COPY_HOLD_MS ?? 0);
 export class CopyUp {
   /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
   private movedDirs: Map<string, string> | undefined;
+  /** Directories renamed inside the lower layers, per layer (scanLowerMoves). */
+  private lowerMoves: Array<Array<{ from: string; to: string }>> | undefined;
 
   /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
   private readonly running = new Map<number, Promise<void>>();
@@ -367,12 +369,52 @@ export class CopyUp {
   visibleNames(ref: LowerRef, ino: bigint, rel: string): Array<[string, Inode<UNode>[]]> {
     const out: Array<[string, Inode<UNode>[]]> = [];
     for (const name of this.links.names(ref.layer, ino)) {
-      if (name === rel) continue;
-      // At its own path, or (only then looked for) under a renamed directory.
-      const parents = this.showing(name, ref, name) ?? this.showing(this.throughMovedDirs(name), ref, name);
+      // Where the layers above it show it (directories renamed in those layers followed).
+      const lifted = this.liftThroughLowerMoves(ref.layer, name);
+      if (lifted === rel) continue;
+      // At that path, or (only then looked for) under a directory renamed in the upper dir.
+      const parents = this.showing(lifted, ref, name) ?? this.showing(this.throughMovedDirs(lifted), ref, name);
       if (parents) out.push(parents);
     }
     return out;
+  }
+
+  /**
+   * The path at which the lower layers show file `name` of layer `layer` when layers above
+   * it renamed one of its directories (an overlay upper dir stacked as a layer carries the
+   * rename as a redirect on the directory): each such layer, nearest first, moves it from
+   * the redirect's path to the directory's own. Unchanged without lower redirects. The
+   * result is only a candidate: showing() checks that the union shows the file there.
+   */
+  private liftThroughLowerMoves(layer: number, name: string): string {
+    const moves = (this.lowerMoves ??= this.scanLowerMoves());
+    let p = name;
+    for (let l = layer - 1; l >= 0; l--) {
+      let best: { from: string; to: string } | undefined;
+      for (const m of moves[l] ?? []) if ((p === m.from || p.startsWith(`${m.from}/`)) && (!best || m.from.length > best.from.length)) best = m;
+      if (best) p = best.to + p.slice(best.from.length);
+    }
+    return p;
+  }
+
+  /** Per lower layer, its directories that carry a redirect: from (the path below) -> to (their own). Lower layers never change: read once. */
+  private scanLowerMoves(): Array<Array<{ from: string; to: string }>> {
+    if (!this.stack.lowerRedirects) return [];
+    return this.stack.lowers.map((_, layer) => {
+      const out: Array<{ from: string; to: string }> = [];
+      const walk = (rel: string): void => {
+        for (const d of fs.readdirSync(this.stack.lowerPath({ layer, path: rel }), { encoding: 'latin1', withFileTypes: true })) {
+          if (!d.isDirectory()) continue;
+          const at = joinRel(rel, d.name);
+          const r = redirectOf(this.stack.lowerPath({ layer, path: at }));
+          // overlayfs's redirect: absolute from the top of the layers below, or a bare name in the same parent.
+          if (r !== undefined) out.push({ from: r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(rel, r), to: at });
+          walk(at);
+        }
+      };
+      walk('');
+      return out;
+    });
   }
 
   /** Union path `at` and its parent chain, if the union shows lower file `name` of `ref`'s layer there. */

@@ -19,7 +19,7 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { native } from '../../src/native/binding.js';
 import { O_TMPFILE } from '../../src/host/files.js';
-import { d, f, hl, layerTime, modelTree, opaque, randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
+import { d, f, hl, layerTime, modelTree, opaque, randomStack, rng, toOverlayFormat, wh, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
 import { aclXattr } from '../helpers/acl.js';
 import { errnoOf, runAs, tmpdir } from '../helpers/mount.js';
 import {
@@ -470,6 +470,19 @@ add({
     });
   },
   expect: [['chmod', 0, 0o600, 5], ['xattr', 0, 0o644, 5], ['plain', 1, 0o644, 5]],
+});
+
+add({
+  name: 'a lower hard-link set with a name under a directory renamed in a lower layer stays one file through copy-up',
+  // The top layer renamed b to r the way overlayfs records it (a redirect on r, a whiteout at b).
+  layers: [{ 'a/f': '0123456789\n', 'b/g': hl('a/f') }, { r: d({ xattrs: { 'trusted.overlay.redirect': '/b' } }), b: wh }],
+  format: 'overlay',
+  run: (r) => {
+    const before = ino(`${r}/a/f`) === ino(`${r}/r/g`);
+    fs.truncateSync(`${r}/a/f`, 3);
+    return [before, read(`${r}/r/g`), statOf(`${r}/r/g`).nlink, ino(`${r}/a/f`) === ino(`${r}/r/g`)];
+  },
+  expect: [true, '012', 2, true],
 });
 
 add({
