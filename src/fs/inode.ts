@@ -91,11 +91,8 @@ export class Inode<D = unknown> {
    * its st_ino, so a later lookup of the name finds it again.
    */
   dropChildren(): void {
-    if (!this.kids) return;
-    for (const [name, kid] of this.kids) {
-      const i = kid.links.findIndex((l) => l.parent === this && l.name === name);
-      if (i >= 0) kid.links.splice(i, 1);
-    }
+    // Deleting the entry being visited is safe in a Map's iteration.
+    for (const [name, kid] of this.kids ?? []) kid.removeLink(this, name);
     this.kids = undefined;
   }
 }

@@ -55,25 +55,16 @@ describe('a directory the kernel forgets while a file in it is known by another 
     }
   }
 
+  /** d/sub/x and e/y: one file, two names, under `root` (a layer, or the mount). */
+  const linkedSet = (root: string): void => {
+    fs.mkdirSync(`${root}/d/sub`, { recursive: true });
+    fs.mkdirSync(`${root}/e`);
+    fs.writeFileSync(`${root}/d/sub/x`, 'linked\n');
+    fs.linkSync(`${root}/d/sub/x`, `${root}/e/y`);
+  };
   const cases: Array<{ what: string; lower?: (lower: string) => void; mounted?: (mnt: string) => void }> = [
-    {
-      what: 'a lower hard-link set',
-      lower: (l) => {
-        fs.mkdirSync(`${l}/d/sub`, { recursive: true });
-        fs.mkdirSync(`${l}/e`);
-        fs.writeFileSync(`${l}/d/sub/x`, 'linked\n');
-        fs.linkSync(`${l}/d/sub/x`, `${l}/e/y`);
-      },
-    },
-    {
-      what: 'a link made through the mount',
-      mounted: (mnt) => {
-        fs.mkdirSync(`${mnt}/d/sub`, { recursive: true });
-        fs.mkdirSync(`${mnt}/e`);
-        fs.writeFileSync(`${mnt}/d/sub/x`, 'linked\n');
-        fs.linkSync(`${mnt}/d/sub/x`, `${mnt}/e/y`);
-      },
-    },
+    { what: 'a lower hard-link set', lower: linkedSet },
+    { what: 'a link made through the mount', mounted: linkedSet },
   ];
 
   for (const c of cases) {
