@@ -23,6 +23,7 @@ export interface BridgeOptions {
 }
 
 const ENOENT = errnoNumber('ENOENT');
+const ESTALE = errnoNumber('ESTALE');
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
@@ -157,7 +158,15 @@ export class Bridge<D, H> implements RawFileSystem {
   getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
-    return after(this.fs.getattr(ctx, node, fh), (a) => out.attrOut(a, this.timeouts.attr));
+    let attr: MaybeAsync<Attr>;
+    try {
+      attr = this.fs.getattr(ctx, node, fh);
+    } catch (e) {
+      // A directory removed while open whose object the filesystem cannot reach any more.
+      if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
+      attr = node.removedAttr;
+    }
+    return after(attr, (a) => out.attrOut(a, this.timeouts.attr));
   }
 
   /**
@@ -249,14 +258,38 @@ export class Bridge<D, H> implements RawFileSystem {
 
   rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+    return after(this.attrOfOpenDir(ctx, parent.child(name)), (kept) =>
+      after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
+        this.table.unlinkName(parent, name);
+        if (kept) kept.node.removedAttr = kept.attr;
+      }),
+    );
+  }
+
+  /**
+   * The attributes an open directory about to lose its last name answers with once the
+   * filesystem cannot reach it (Inode.removedAttr): not needed while its object still
+   * exists elsewhere (the union's lower directory). A directory that shows its own link
+   * count has none left once removed (the host's fstat says 0); 1, the count of a merged
+   * one, stays (overlayfs's fstat says 1).
+   */
+  private attrOfOpenDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<{ node: Inode<D>; attr: Attr } | undefined> {
+    if (!node || node.links.length !== 1 || node.type !== S_IFDIR) return undefined;
+    let open = false;
+    for (const d of this.dirs.values()) open ||= d.node === node;
+    if (!open) return undefined;
+    return after(this.fs.getattr(ctx, node, undefined), (a) => ({ node, attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink } }));
   }
 
   rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
     const newParent = this.table.get(b.newdir);
-    return after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () =>
-      this.table.rename(parent, b.oldname, newParent, b.newname, (b.flags & 2) !== 0),
+    const exchange = (b.flags & 2) !== 0;
+    return after(exchange ? undefined : this.attrOfOpenDir(ctx, newParent.child(b.newname)), (kept) =>
+      after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () => {
+        this.table.rename(parent, b.oldname, newParent, b.newname, exchange);
+        if (kept && kept.node.links.length === 0) kept.node.removedAttr = kept.attr;
+      }),
     );
   }
 

@@ -3,6 +3,7 @@
 // several entries.
 
 import { fsError } from '../fuse/errors.js';
+import type { Attr } from '../fuse/replies.js';
 import { joinRel } from '../util/os-path.js';
 
 export interface Link<D> {
@@ -24,6 +25,13 @@ export class Inode<D = unknown> {
   successor: Inode<D> | undefined;
   /** Superseded inodes the kernel still knows whose successor this is: requests on them land here. */
   predecessors = 0;
+  /**
+   * A directory removed while open: its attributes as they were just before, with its
+   * link count as the removal leaves it. An fstat of the open directory reaches the
+   * filesystem without a handle (FUSE sends none for directories) and may find no path
+   * left to ask by.
+   */
+  removedAttr: Attr | undefined;
 
   constructor(
     readonly nodeid: number,

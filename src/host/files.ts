@@ -119,6 +119,14 @@ export function openHost(p: HostPath, flags: number, preferRdwr: boolean, mode?:
   return { fd: fs.openSync(p, base | acc, mode), writable: acc !== C.O_RDONLY };
 }
 
+/**
+ * An fd that keeps a regular file reachable once it has no name, or its inode none
+ * (UNode.anon): read-only, so it can be held on any file, and never blocking.
+ */
+export function openToKeep(p: HostPath): number {
+  return fs.openSync(p, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+}
+
 export function readFd(h: FdHandle, offset: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   const n = fs.readSync(h.fd, buf, 0, size, offset);

@@ -8,7 +8,8 @@ import * as fs from 'node:fs';
 import type { SetAttr } from '../fs/api.js';
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow, type HostStat } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
-import { fsyncFd, timeArgs, type HostPath } from '../host/files.js';
+import { fsyncFd, openToKeep, timeArgs, type HostPath } from '../host/files.js';
+import { fsError } from '../fuse/errors.js';
 import { native } from '../native/binding.js';
 import { joinRel, osPath } from '../util/os-path.js';
 import { redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
@@ -231,11 +232,36 @@ export class CopyUp {
     const busy = this.running.get(node.nodeid);
     if (busy) return busy.then(() => this.file(node, metaOnly, opts));
     if (d.upper && (!d.metacopy || metaOnly)) return false;
+    if (node.links.length === 0 && !node.isRoot) return this.track(node, this.throughOtherName(node, opts));
     const parent = node.parent();
     if (parent) this.dir(parent);
-    const p = this.doFile(node, metaOnly, opts, lowerSt).finally(() => this.running.delete(node.nodeid));
+    return this.track(node, this.doFile(node, metaOnly, opts, lowerSt, node.path()));
+  }
+
+  private track(node: Inode<UNode>, copy: Promise<void>): Promise<boolean> {
+    const p = copy.finally(() => this.running.delete(node.nodeid));
     this.running.set(node.nodeid, p);
     return p.then(() => true);
+  }
+
+  /**
+   * A lower file that lost the last name the kernel knew it by (unlinked while open),
+   * changed through an open fd (fchmod, ftruncate): there is no path to copy it up at. A
+   * hard-link set that still shows other names is copied up at the first of them and the
+   * rest are linked, as for any name of it (overlayfs applies the change through its
+   * index). Otherwise the copy gets no name either, like a file unlinked while open.
+   * Either way the node keeps an fd of the copy (UNode.anon), which its fds then reach.
+   */
+  private async throughOtherName(node: Inode<UNode>, opts: CopyOptions): Promise<void> {
+    const d = node.data;
+    const shown = d.upper ? undefined : d.lowers[0];
+    // Only a regular file's copy can be held open: an fd of a device would open the device.
+    if (!shown || node.type !== S_IFREG) throw fsError('ESTALE', `inode ${node.nodeid} has no name`);
+    const st = lstatHostOrThrow(this.stack.lowerPath(shown));
+    const other = st.nlink > 1 ? this.visibleNames(shown, st.ino, '')[0] : undefined;
+    if (other) this.dir(other[1][other[1].length - 1]!);
+    await this.doFile(node, false, opts, st, other?.[0]);
+    if (other) d.anon = openToKeep(this.stack.upperPath(other[0]));
   }
 
   /**
@@ -251,8 +277,12 @@ export class CopyUp {
     );
   }
 
-  /** `lowerSt`: the lstat of the lower file when file() already made it. */
-  private async doFile(node: Inode<UNode>, metaOnly: boolean, opts: CopyOptions, lowerSt?: HostStat): Promise<void> {
+  /**
+   * `lowerSt`: the lstat of the lower file when file() already made it. `rel`: the union
+   * path to copy it up at; undefined for a node without one (throughOtherName): the copy
+   * then stays unnamed, kept open in UNode.anon.
+   */
+  private async doFile(node: Inode<UNode>, metaOnly: boolean, opts: CopyOptions, lowerSt: HostStat | undefined, rel: string | undefined): Promise<void> {
     const d = node.data;
     // The lower object at this name (its inode number, its hard-link set) and the one
     // holding its data: the same file, unless the first is a lower metacopy (node.ts).
@@ -261,17 +291,16 @@ export class CopyUp {
     const dataPath = this.stack.lowerPath(dataRef);
     const shownSt = lowerSt ?? lstatHostOrThrow(this.stack.lowerPath(shown));
     const dataSt = dataRef === shown ? shownSt : lstatHostOrThrow(dataPath);
-    const rel = node.path();
-    const target = this.stack.upperPathString(rel);
+    const target = rel === undefined ? undefined : this.stack.upperPathString(rel);
     // A metacopy going to full data keeps the metadata it has in the upper dir by now.
-    const metaSrc = d.upper ? osPath(target) : this.stack.lowerPath(shown);
+    const metaSrc = d.upper ? osPath(target!) : this.stack.lowerPath(shown);
     const metaSt = d.upper ? lstatHostOrThrow(metaSrc) : shownSt;
     const type = dataSt.mode & S_IFMT;
     const tmp = this.stack.tmpName();
     // A fresh copy of data lands behind the request (landing.ts). Not a metacopy getting its
     // data (the mark would lose the redirect it may need), nor a hard-link set (its other
     // names are linked to the copy as it lands).
-    const later = !metaOnly && !opts.empty && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
+    const later = rel !== undefined && !metaOnly && !opts.empty && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
@@ -320,14 +349,18 @@ export class CopyUp {
         this.setOrigin(tmp, shownSt);
         copyModeTimes(metaSt, undefined, tmp, opts.attrs);
       }
-      this.install(tmp, rel, shown, opts.changesParent !== undefined && opts.changesParent === node.parent());
+      if (rel !== undefined) this.install(tmp, rel, shown, opts.changesParent !== undefined && opts.changesParent === node.parent());
+      else {
+        d.anon = openToKeep(tmp);
+        fs.rmSync(tmp);
+      }
     } catch (e) {
       if (landing !== undefined) fs.closeSync(landing);
       fs.rmSync(tmp, { force: true });
       throw e;
     }
     if (landing !== undefined) {
-      d.landing = this.stack.landings.start(landing, fstatHost(landing).ino, rel, dataSt.size > SMALL_COPY);
+      d.landing = this.stack.landings.start(landing, fstatHost(landing).ino, rel!, dataSt.size > SMALL_COPY);
       // Removing the mark as it lands changes the file's ctime.
       void d.landing.done.then(() => this.attrsChanged(node));
     }
@@ -338,7 +371,7 @@ export class CopyUp {
       d.lowers = [];
       d.data = undefined;
     }
-    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1) this.linkSiblings(shown, shownSt.ino, rel, target);
+    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1 && rel !== undefined) this.linkSiblings(shown, shownSt.ino, rel, target!);
   }
 
   /**

@@ -11,7 +11,7 @@ import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, Served, Se
 import { decodeDev, fstatHost, lstatHost, lstatHostOrThrow } from '../fs/attr.js';
 import type { Inode } from '../fs/inode.js';
 import { FdFileOps } from '../host/fd-ops.js';
-import { applySetAttr, fsyncDir, giveToCaller, inheritSetgid, O_ACCMODE, O_TMPFILE, openHost, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
+import { applySetAttr, fsyncDir, giveToCaller, inheritSetgid, O_ACCMODE, O_TMPFILE, openHost, openToKeep, statfsOf, withCallerUmask, type FdHandle } from '../host/files.js';
 import { native } from '../native/binding.js';
 import { PathIndex } from '../index/path-index.js';
 import type { JournalRecord, UpperJournal } from '../index/journal.js';
@@ -498,7 +498,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   private keepForLowerOpens(node: Node | undefined, target: string | Buffer): void {
     const d = node?.data;
     if (!d?.upper || !d.lowerOpens || d.anon !== undefined || node!.type !== C.S_IFREG || node!.links.length > 1) return;
-    d.anon = fs.openSync(target, C.O_RDONLY | C.O_NOFOLLOW | C.O_NONBLOCK);
+    d.anon = openToKeep(target);
   }
 
   unlink(_ctx: Context, parent: Node, name: string): Promise<void> | void {

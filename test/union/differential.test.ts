@@ -473,6 +473,49 @@ add({
 });
 
 add({
+  name: 'fds whose object lost its last name without a copy-up: fstat of an open dir after rmdir, fchmod of a hard-linked file after unlink',
+  // A lone file (no other name) is in test/union/nameless-fd.test.ts: overlayfs fails there.
+  layers: [{ 'd/x': 'x\n', h: 'data\n', h2: hl('h'), e: d() }],
+  run: (r) => {
+    const withFd = <T>(p: string, flags: number, f: (fd: number) => T): T => {
+      const fd = fs.openSync(p, flags);
+      try {
+        return f(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const dir = withFd(`${r}/d`, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (fd) => {
+      fs.unlinkSync(`${r}/d/x`);
+      fs.rmdirSync(`${r}/d`);
+      const st = fs.fstatSync(fd);
+      // Its mtime is the unlink's (the layers' files are years old).
+      return [st.nlink, st.mode, Date.now() - st.mtimeMs < 60_000];
+    });
+    // Lower-only (e, replaced by a rename) and upper-only (n, removed) directories.
+    const fstatAfter = (p: string, remove: () => void): unknown =>
+      withFd(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (fd) => {
+        remove();
+        const st = fs.fstatSync(fd);
+        return [st.nlink, st.mode];
+      });
+    fs.mkdirSync(`${r}/m`);
+    const renamedOver = fstatAfter(`${r}/e`, () => fs.renameSync(`${r}/m`, `${r}/e`));
+    fs.mkdirSync(`${r}/n`, 0o750);
+    const removed = fstatAfter(`${r}/n`, () => fs.rmdirSync(`${r}/n`));
+    // The set's other name, never looked up before, carries the change.
+    const linked = withFd(`${r}/h`, fs.constants.O_RDONLY, (fd) => {
+      fs.unlinkSync(`${r}/h`);
+      fs.fchmodSync(fd, 0o600);
+      const st = fs.fstatSync(fd);
+      return [st.mode & 0o7777, st.nlink, fs.readFileSync(fd, 'utf8')];
+    });
+    const other = statOf(`${r}/h2`);
+    return [dir, renamedOver, removed, linked, [other.mode & 0o7777, other.nlink, read(`${r}/h2`)], ls(r)];
+  },
+});
+
+add({
   name: 'a lower hard-link set with a name under a directory renamed in a lower layer stays one file through copy-up',
   // The top layer renamed b to r the way overlayfs records it (a redirect on r, a whiteout at b).
   layers: [{ 'a/f': '0123456789\n', 'b/g': hl('a/f') }, { r: d({ xattrs: { 'trusted.overlay.redirect': '/b' } }), b: wh }],
