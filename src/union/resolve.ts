@@ -326,9 +326,15 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const landing = stack.landings.of(st.ino);
         if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing }, st, ino };
         const r = redirectOf(up);
-        const found = r !== undefined ? searchLowers(stack, redirected(stack, pd.lowers, r), 'metacopy') : below('metacopy');
+        const candidates = r !== undefined ? redirected(stack, pd.lowers, r) : undefined;
+        const found = candidates ? searchLowers(stack, candidates, 'metacopy') : below('metacopy');
         if (found.refs.length === 0) throw noData(rel);
-        const deeper = found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, r !== undefined && r.startsWith('/') ? [] : pd.lowers) : undefined;
+        // Below a lower metacopy its data is searched in the directories the candidates were
+        // found in: a redirect walked a directory at a time knows where a directory renamed
+        // in a lower layer lies further down (its path mapped anew into those layers did not:
+        // EIO after a rename of such a file, found by a helper's campaign).
+        const dirs = candidates ? candidates.map((c) => ({ layer: c.layer, path: dirOf(c.path) })) : pd.lowers;
+        const deeper = found.top && stack.lowerRedirects ? dataBelow(stack, found.refs[0]!, found.top, dirs) : undefined;
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
         const dataSize = deeper ? deeper.st.size : found.top?.size;
         if (dataSize !== undefined && st.size !== dataSize) unlandedCopy(stack, rel, up, st, dataSize);

@@ -49,6 +49,7 @@ function makeMiddle(base: string, bottom: string): string {
     fs.renameSync(path.join(mnt!, 'd/g'), path.join(mnt!, 'd/h'));
     fs.renameSync(path.join(mnt!, 'e'), path.join(mnt!, 'e2'));
     fs.chmodSync(path.join(mnt!, 'e2/x'), 0o640);
+    fs.chmodSync(path.join(mnt!, 'e2/y'), 0o604); // a metacopy under a renamed directory
     fs.renameSync(path.join(mnt!, 'far/k'), path.join(mnt!, 'k-moved'));
   } finally {
     void k.cleanup();
@@ -71,7 +72,7 @@ describe('lower layers holding metadata-only copies (an overlay upper dir used a
   it('show, copy up and move the data below them, as the kernel overlayfs does', async () => {
     const { base, bottom, mid } = twoLayers('lower-metacopy');
     // The middle layer is what this test is about: data-less files marked as metacopies.
-    for (const p of ['f', 'big', 'd/h', 'e2/x', 'k-moved']) expect(hasXattr(path.join(mid, p), XATTR_METACOPY), p).toBe(true);
+    for (const p of ['f', 'big', 'd/h', 'e2/x', 'e2/y', 'k-moved']) expect(hasXattr(path.join(mid, p), XATTR_METACOPY), p).toBe(true);
     expect(fs.readFileSync(path.join(mid, 'f'), 'utf8')).not.toBe('data of f\n');
 
     const lowers = [mid, bottom];
@@ -117,6 +118,16 @@ describe('lower layers holding metadata-only copies (an overlay upper dir used a
     expect(got.seen).toEqual(want.seen);
     expect(diffViews(nowed(got.before, t0), nowed(want.before, t0))).toEqual([]);
     expect(diffViews(nowed(got.after, t0), nowed(want.after, t0))).toEqual([]);
+
+    // After a remount (every lookup fresh): a metacopy moved out from under a directory
+    // renamed in its own layer finds its data through that directory's redirect (it failed
+    // with EIO until session 13: its data was searched at the path the upper redirect names,
+    // mapped unchanged into the layers below the metacopy).
+    const remounted = strataDriver.mount(lowers, st.upper, st.work, st.mnt);
+    cleanups.push(() => remounted.cleanup());
+    const strataAgain = mergedView(st.mnt);
+    await remounted.cleanup();
+    expect(diffViews(nowed(strataAgain, t0), nowed(want.after, t0))).toEqual([]);
 
     // stratafs's upper dir, mounted by the kernel over the same lowers, shows the same tree.
     const again = mountKernelOverlay(lowers, st.upper, st.work, st.mnt);
