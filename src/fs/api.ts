@@ -92,6 +92,12 @@ export interface FileSystem<D = unknown, H = unknown> {
   lookup(ctx: Context, parent: Inode<D>, name: string): Entry<D>;
   /** The kernel dropped its last reference to node. */
   forget?(node: Inode<D>): void;
+  /**
+   * The kernel forgot the directory of the last name it knew node by, but still holds node
+   * (an fd opened before node moved to a new nodeid): node.path() works for the duration
+   * of this call only, so a filesystem that reaches objects by path keeps another way.
+   */
+  orphaned?(node: Inode<D>): void;
   getattr(ctx: Context, node: Inode<D>, fh: H | undefined): MaybeAsync<Attr>;
   setattr?(ctx: Context, node: Inode<D>, set: SetAttr, fh: H | undefined): MaybeAsync<Attr>;
   readlink?(ctx: Context, node: Inode<D>): MaybeAsync<Buffer>;

@@ -9,6 +9,11 @@ export class InodeTable<D> {
   private readonly byIno = new Map<bigint, Inode<D>>();
   private nextId = 2;
   readonly root: Inode<D>;
+  /**
+   * Told of an inode the kernel still holds that is losing the last name it knew, because
+   * the kernel forgot that name's directory (Inode.dropChildren), while its path still works.
+   */
+  orphaned: ((node: Inode<D>) => void) | undefined;
 
   constructor(rootIno: bigint, rootData: D) {
     this.root = new Inode<D>(1, rootIno, 0o040000, rootData);
@@ -119,8 +124,9 @@ export class InodeTable<D> {
       return this.dropIfUnknown(node.successor);
     }
     if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
+    // Children first: their paths go through this directory's own name.
+    node.dropChildren(this.orphaned);
     for (const l of [...node.links]) node.removeLink(l.parent, l.name);
-    node.dropChildren();
     return node;
   }
 
@@ -150,6 +156,8 @@ export class InodeTable<D> {
    * back as the inode of a removed one (ESTALE), and a file would show stale attributes.
    */
   private retireIfNameless(node: Inode<D>): void {
-    if (node.links.length === 0 && this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
+    if (node.links.length > 0) return;
+    node.unlinked = true;
+    if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
 }

@@ -32,6 +32,12 @@ export class Inode<D = unknown> {
    * left to ask by.
    */
   removedAttr: Attr | undefined;
+  /**
+   * Its last name was removed through the mount (unlink, rmdir, replaced by a rename). An
+   * inode also loses its names when the kernel forgets the directories they are in
+   * (dropChildren) while it still holds the inode itself: the object keeps them then.
+   */
+  unlinked = false;
 
   constructor(
     readonly nodeid: number,
@@ -82,6 +88,7 @@ export class Inode<D = unknown> {
     if (old) old.removeLink(parent, name);
     (parent.kids ??= new Map()).set(name, this);
     this.links.push({ parent, name });
+    this.unlinked = false;
   }
 
   removeLink(parent: Inode<D>, name: string): void {
@@ -98,9 +105,13 @@ export class Inode<D = unknown> {
    * child's name would only be added behind the dead one. The child stays the inode of
    * its st_ino, so a later lookup of the name finds it again.
    */
-  dropChildren(): void {
+  dropChildren(orphaned?: (kid: Inode<D>) => void): void {
     // Deleting the entry being visited is safe in a Map's iteration.
-    for (const [name, kid] of this.kids ?? []) kid.removeLink(this, name);
+    for (const [name, kid] of this.kids ?? []) {
+      // Its last name: told while this directory still gives it a path.
+      if (kid.links.length === 1) orphaned?.(kid);
+      kid.removeLink(this, name);
+    }
     this.kids = undefined;
   }
 }

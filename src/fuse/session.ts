@@ -410,7 +410,7 @@ export class Session {
       log.error({ err: e, opcode: ctx.opcode, nodeid: ctx.nodeid }, 'handler failed');
       this.replyError(ctx.unique, EIO);
     } else {
-      if (errno !== ENOSYS && errno !== errnoNumber('ENOENT')) log.debug({ opcode: ctx.opcode, nodeid: ctx.nodeid, code: (e as { code: string }).code }, 'request failed');
+      if (errno !== ENOSYS && errno !== errnoNumber('ENOENT')) log.debug({ opcode: ctx.opcode, nodeid: ctx.nodeid, code: (e as { code: string }).code, error: (e as Error).message }, 'request failed');
       this.replyError(ctx.unique, errno);
     }
   }

@@ -232,7 +232,12 @@ export class CopyUp {
     const busy = this.running.get(node.nodeid);
     if (busy) return busy.then(() => this.file(node, metaOnly, opts));
     if (d.upper && (!d.metacopy || metaOnly)) return false;
-    if (node.links.length === 0 && !node.isRoot) return this.track(node, this.throughOtherName(node, opts));
+    if (node.links.length === 0 && !node.isRoot) {
+      // Names the kernel forgot (Inode.unlinked unset) are still the object's on disk, but
+      // unknown here: a copy made elsewhere would leave them showing the old file.
+      if (!node.unlinked) throw fsError('ESTALE', `inode ${node.nodeid} has no name the kernel knows`);
+      return this.track(node, this.throughOtherName(node, opts));
+    }
     const parent = node.parent();
     if (parent) this.dir(parent);
     return this.track(node, this.doFile(node, metaOnly, opts, lowerSt, node.path()));

@@ -495,6 +495,23 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * fstat and fchmod through those handles reach it (the kernel's overlayfs shows it, with
    * nlink 0) instead of failing with ESTALE. Closed when the kernel forgets the inode.
    */
+  /**
+   * An upper file whose names the kernel forgot with their directories while an fd opened
+   * before its copy-up still holds it (InodeTable.supersede): the object keeps its names on
+   * disk but the union no longer knows one, so fstat and fchmod through that fd failed
+   * with ESTALE after a drop of the kernel's caches (found by a helper's campaign). An fd
+   * of the file is kept, as for one unlinked while open, until the kernel forgets it.
+   */
+  orphaned(node: Node): void {
+    const d = node.data;
+    if (!d.upper || d.anon !== undefined || node.type !== C.S_IFREG) return;
+    try {
+      d.anon = openToKeep(this.upperPath(node));
+    } catch (e) {
+      log.debug({ err: e, nodeid: node.nodeid }, 'kept no fd of a file whose names the kernel forgot');
+    }
+  }
+
   private keepForLowerOpens(node: Node | undefined, target: string | Buffer): void {
     const d = node?.data;
     if (!d?.upper || !d.lowerOpens || d.anon !== undefined || node!.type !== C.S_IFREG || node!.links.length > 1) return;

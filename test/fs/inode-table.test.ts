@@ -106,4 +106,29 @@ describe('InodeTable', () => {
     expect(d2.child('x')).toBeUndefined();
     expect(e.child('y')).toBeUndefined();
   });
+
+  it('an inode whose last name goes with a forgotten directory is told while its path works, and is not taken as unlinked', () => {
+    const t = table();
+    const told: string[] = [];
+    t.orphaned = (n) => told.push(n.path());
+    const d = t.remember(t.root, 'd', 70n, DIR, () => ({ tag: 'd' }));
+    const sub = t.remember(d, 'sub', 71n, DIR, () => ({ tag: 'sub' }));
+    const { old, next } = superseded(t, 72n);
+    // The kernel forgets the successor's lookup; the old nodeid (an open fd) keeps it.
+    t.rename(t.root, 'f', sub, 'f', false);
+    expect(t.forget(next.nodeid, 1)).toBeUndefined();
+    expect(t.forget(sub.nodeid, 1)).toBe(sub);
+    expect(told).toEqual(['d/sub/f']);
+    expect(next.links).toEqual([]);
+    expect(next.unlinked).toBe(false);
+    expect(t.get(old.nodeid)).toBe(next);
+    // A name removed through the mount is an unlink.
+    const g = t.remember(d, 'g', 73n, FILE, () => ({ tag: 'g' }));
+    t.unlinkName(d, 'g');
+    expect(g.unlinked).toBe(true);
+    expect(told).toEqual(['d/sub/f']);
+    // Linked again (a LINK of an open unlinked file): named once more.
+    g.addLink(d, 'g2');
+    expect(g.unlinked).toBe(false);
+  });
 });

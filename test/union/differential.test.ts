@@ -516,6 +516,27 @@ add({
 });
 
 add({
+  name: 'fstat and fchmod through a read-only fd opened before a copy-up, after the copy moved to another directory and the kernel dropped its caches',
+  layers: [{ 'x/a': 'data\n', 'y/.keep': '' }],
+  run: (r) => {
+    const fd = fs.openSync(`${r}/x/a`, 'r');
+    try {
+      fs.appendFileSync(`${r}/x/a`, 'more\n');
+      fs.renameSync(`${r}/x/a`, `${r}/y/new`);
+      // The kernel forgets y and the copy's own name (the fd holds the inode of the lower
+      // file, a nodeid of its own in stratafs): the daemon no longer knows a name for it.
+      dropCaches();
+      const before = fs.fstatSync(fd).size;
+      fs.fchmodSync(fd, 0o600);
+      return [before, fs.fstatSync(fd).mode & 0o7777, statOf(`${r}/y/new`).mode & 0o7777, read(`${r}/y/new`)];
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  expect: [10, 0o600, 0o600, 'data\nmore\n'],
+});
+
+add({
   name: 'a lower hard-link set with a name under a directory renamed in a lower layer stays one file through copy-up',
   // The top layer renamed b to r the way overlayfs records it (a redirect on r, a whiteout at b).
   layers: [{ 'a/f': '0123456789\n', 'b/g': hl('a/f') }, { r: d({ xattrs: { 'trusted.overlay.redirect': '/b' } }), b: wh }],
