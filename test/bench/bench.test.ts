@@ -141,6 +141,15 @@ describe('strata bench, size small', () => {
     expect(bad).toContain('FAIL: overlay on untar: merged view');
   });
 
+  it('starts each round with the next driver, so the slow first runs after staging fall on every driver in turn', async () => {
+    const seen: string[] = [];
+    await runBench({ ...common, repeat: 3, drivers: ['native', 'overlay', 'stratafs'], workloads: ['warm-walk'], tamper: (phase, _c, _w, d) => void (phase === 'before' && seen.push(d)) });
+    const [a, b, c] = [seen.slice(0, 3), seen.slice(3, 6), seen.slice(6)];
+    expect(new Set(a)).toEqual(new Set(['native', 'overlay', 'stratafs']));
+    expect(b).toEqual([a[1], a[2], a[0]]);
+    expect(c).toEqual([a[2], a[0], a[1]]);
+  }, 60_000);
+
   it('reports a driver that cannot run as skipped, with the reason', () => {
     const saved = process.env.PATH;
     process.env.PATH = '/nonexistent';
