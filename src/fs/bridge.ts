@@ -70,7 +70,7 @@ export class Bridge<D, H> implements RawFileSystem {
   ) {
     const r = fs.root();
     this.table = new InodeTable<D>(r.attr.ino, r.data);
-    this.table.orphaned = fs.orphaned && ((node) => fs.orphaned!(node));
+    if (fs.orphaned) this.table.orphaned = (node) => fs.orphaned!(node);
     this.timeouts = opts.timeouts ?? { entry: 1, attr: 1 };
     fs.serving?.({ root: this.table.root, attrsChanged: (node) => this.attrsChanged(node) });
   }
