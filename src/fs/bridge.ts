@@ -10,7 +10,7 @@ import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } fr
 import { log } from '../util/log.js';
 import { after } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
-import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
+import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, TimeSpec, Timeouts } from './api.js';
 import type { Inode } from './inode.js';
 import { InodeTable } from './inode-table.js';
 import { BackingTable, HandleTable, OTHER_BACKING, type OpenDir, type OpenFile } from './open-files.js';
@@ -52,6 +52,23 @@ const SETID = 0o6000;
 const S_IFDIR = 0o040000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+
+/**
+ * A change to a directory removed while open: nothing of it is left on disk to change (for
+ * overlayfs, a deleted upper directory nobody else can reach), so the attributes it answers
+ * with change (Inode.removedAttr), as a later fstat through the fd shows.
+ */
+function setRemoved(a: Attr, s: SetAttr): Attr {
+  const now = Date.now();
+  const time = (t: TimeSpec): [number, number] => (t === 'now' ? [Math.floor(now / 1000), (now % 1000) * 1e6] : [t.sec, t.nsec]);
+  if (s.mode !== undefined) a.mode = (a.mode & ~0o7777) | (s.mode & 0o7777);
+  if (s.uid !== undefined) a.uid = s.uid;
+  if (s.gid !== undefined) a.gid = s.gid;
+  if (s.atime !== undefined) [a.atime, a.atimensec] = time(s.atime);
+  if (s.mtime !== undefined) [a.mtime, a.mtimensec] = time(s.mtime);
+  [a.ctime, a.ctimensec] = s.ctime ? [s.ctime.sec, s.ctime.nsec] : time('now');
+  return a;
+}
 
 export class Bridge<D, H> implements RawFileSystem {
   readonly table: InodeTable<D>;
@@ -200,8 +217,17 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
+    const set = (): MaybeAsync<Attr> => {
+      try {
+        return need(this.fs.setattr).call(this.fs, ctx, node, s, fh);
+      } catch (e) {
+        // fchmod, fchown or futimes through the fd of a directory removed while open.
+        if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
+        return setRemoved(node.removedAttr, s);
+      }
+    };
     const apply = (): MaybeAsync<ReplyBody> =>
-      after(need(this.fs.setattr).call(this.fs, ctx, node, s, fh), (a) => {
+      after(set(), (a) => {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
         // that inode's attributes, and must forget those of the object's current one.
         if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);

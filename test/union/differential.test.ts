@@ -489,8 +489,10 @@ add({
       fs.unlinkSync(`${r}/d/x`);
       fs.rmdirSync(`${r}/d`);
       const st = fs.fstatSync(fd);
+      // A change through the fd still takes (overlayfs changes the deleted upper dir).
+      fs.fchmodSync(fd, 0o700);
       // Its mtime is the unlink's (the layers' files are years old).
-      return [st.nlink, st.mode, Date.now() - st.mtimeMs < 60_000];
+      return [st.nlink, st.mode, Date.now() - st.mtimeMs < 60_000, fs.fstatSync(fd).mode];
     });
     // Lower-only (e, replaced by a rename) and upper-only (n, removed) directories.
     const fstatAfter = (p: string, remove: () => void): unknown =>
