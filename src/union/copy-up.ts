@@ -440,17 +440,20 @@ export class CopyUp {
     if (!this.stack.lowerRedirects) return [];
     return this.stack.lowers.map((_, layer) => {
       const out: Array<{ from: string; to: string }> = [];
-      const walk = (rel: string): void => {
+      // `lowerRel`: where the layers below hold `rel`, once its own or a parent's redirect moved it.
+      const walk = (rel: string, lowerRel: string): void => {
         for (const d of fs.readdirSync(this.stack.lowerPath({ layer, path: rel }), { encoding: 'latin1', withFileTypes: true })) {
           if (!d.isDirectory()) continue;
           const at = joinRel(rel, d.name);
           const r = redirectOf(this.stack.lowerPath({ layer, path: at }));
-          // overlayfs's redirect: absolute from the top of the layers below, or a bare name in the same parent.
-          if (r !== undefined) out.push({ from: r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(rel, r), to: at });
-          walk(at);
+          // overlayfs's redirect: absolute from the top of the layers below, or a bare name
+          // in the parent's directory below (under a renamed parent, at the parent's old path).
+          const from = r === undefined ? joinRel(lowerRel, d.name) : r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(lowerRel, r);
+          if (r !== undefined) out.push({ from, to: at });
+          walk(at, from);
         }
       };
-      walk('');
+      walk('', '');
       return out;
     });
   }

@@ -552,6 +552,21 @@ add({
 });
 
 add({
+  name: 'a lower hard-link set with a name under a directory renamed inside a directory renamed in the same lower layer stays one file',
+  // The top layer renamed a to x, then x/b to x/y: y's redirect is a bare name, relative to
+  // where the layers below hold x (a), not to x (campaign seed 1618: the name stayed on the
+  // lower file).
+  layers: [{ 'a/b/f': '0123456789\n', h: hl('a/b/f') }, { x: d({ xattrs: { 'trusted.overlay.redirect': 'a' } }), 'x/y': d({ xattrs: { 'trusted.overlay.redirect': 'b' } }), 'x/b': wh, a: wh }],
+  format: 'overlay',
+  run: (r) => {
+    const before = ino(`${r}/h`) === ino(`${r}/x/y/f`);
+    fs.truncateSync(`${r}/h`, 3);
+    return [before, read(`${r}/x/y/f`), statOf(`${r}/x/y/f`).nlink, ino(`${r}/h`) === ino(`${r}/x/y/f`)];
+  },
+  expect: [true, '012', 2, true],
+});
+
+add({
   name: 'truncate lower files: shrink, grow, ftruncate to zero',
   layers: STD,
   run: (r) => {
