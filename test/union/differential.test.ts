@@ -539,6 +539,29 @@ add({
 });
 
 add({
+  name: 'fstat through an fd whose name was unlinked sees writes through another name of the file',
+  layers: [{ 'a/f': '0123456789\n', 'b/g': hl('a/f') }],
+  run: (r) => {
+    fs.appendFileSync(`${r}/a/f`, 'copied\n');
+    // The kernel forgets b (never looked up: the daemon linked b/g itself at the copy-up).
+    dropCaches();
+    const fd = fs.openSync(`${r}/a/f`, 'r');
+    try {
+      fs.unlinkSync(`${r}/a/f`);
+      const before = fs.fstatSync(fd).size;
+      // b/g is the same file under a nodeid of its own in stratafs (the unlinked one's
+      // number was let go): its writes never reached the attributes cached for the fd's.
+      fs.appendFileSync(`${r}/b/g`, 'more\n');
+      const st = fs.fstatSync(fd);
+      return [before, st.size, st.nlink, read(`${r}/b/g`)];
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  expect: [18, 23, 1, '0123456789\ncopied\nmore\n'],
+});
+
+add({
   name: 'a lower hard-link set with a name under a directory renamed in a lower layer stays one file through copy-up',
   // The top layer renamed b to r the way overlayfs records it (a redirect on r, a whiteout at b).
   layers: [{ 'a/f': '0123456789\n', 'b/g': hl('a/f') }, { r: d({ xattrs: { 'trusted.overlay.redirect': '/b' } }), b: wh }],
