@@ -106,7 +106,12 @@ export interface FileSystem<D = unknown, H = unknown> {
   mkdir?(ctx: Context, parent: Inode<D>, name: string, mode: number): MaybeAsync<Entry<D>>;
   symlink?(ctx: Context, parent: Inode<D>, name: string, target: Buffer): MaybeAsync<Entry<D>>;
   link?(ctx: Context, node: Inode<D>, newParent: Inode<D>, newName: string): MaybeAsync<Entry<D>>;
-  unlink?(ctx: Context, parent: Inode<D>, name: string): MaybeAsync<void>;
+  /**
+   * Resolves true when the object keeps other names (a hard link the kernel may not have
+   * looked up): its inode number stays its own, so a lookup of another name finds the
+   * inode the kernel still holds for it (an fd of the removed name) instead of a new one.
+   */
+  unlink?(ctx: Context, parent: Inode<D>, name: string): MaybeAsync<void | boolean>;
   rmdir?(ctx: Context, parent: Inode<D>, name: string): MaybeAsync<void>;
   /** flags: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), RENAME_WHITEOUT (4). */
   rename?(ctx: Context, parent: Inode<D>, name: string, newParent: Inode<D>, newName: string, flags: number): MaybeAsync<void>;

@@ -291,7 +291,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   unlink(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(need(this.fs.unlink).call(this.fs, ctx, parent, name), () => this.table.unlinkName(parent, name));
+    return after(need(this.fs.unlink).call(this.fs, ctx, parent, name), (survives) => this.table.unlinkName(parent, name, survives === true));
   }
 
   rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {

@@ -130,12 +130,15 @@ export class InodeTable<D> {
     return node;
   }
 
-  /** The name parent/name is gone (unlink, rmdir). */
-  unlinkName(parent: Inode<D>, name: string): void {
+  /**
+   * The name parent/name is gone (unlink, rmdir). `survives`: the object keeps other names
+   * the kernel has not looked up; its number stays its own.
+   */
+  unlinkName(parent: Inode<D>, name: string, survives = false): void {
     const node = parent.child(name);
     if (!node) return;
     node.removeLink(parent, name);
-    this.retireIfNameless(node);
+    this.retireIfNameless(node, survives);
   }
 
   /** Moves or swaps names after a successful rename. */
@@ -155,9 +158,9 @@ export class InodeTable<D> {
    * with that number must get a new nodeid: the kernel refuses a new directory that comes
    * back as the inode of a removed one (ESTALE), and a file would show stale attributes.
    */
-  private retireIfNameless(node: Inode<D>): void {
+  private retireIfNameless(node: Inode<D>, survives = false): void {
     if (node.links.length > 0) return;
     node.unlinked = true;
-    if (this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
+    if (!survives && this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
 }

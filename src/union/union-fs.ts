@@ -518,9 +518,17 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     d.anon = openToKeep(target);
   }
 
-  unlink(_ctx: Context, parent: Node, name: string): Promise<void> | void {
+  /**
+   * True when the file keeps other names: more links of its upper copy, or of the lower file
+   * for one not copied up (the lower set's other names show it still, under its number).
+   */
+  unlink(_ctx: Context, parent: Node, name: string): Promise<boolean> | boolean {
     this.writable();
-    return after(this.copiedUp(parent.child(name)), () => this.removeName(parent, name, resolveChild(this.stack, parent, name)));
+    return after(this.copiedUp(parent.child(name)), () => {
+      const r = resolveChild(this.stack, parent, name);
+      this.removeName(parent, name, r);
+      return (Number(r.st.mode) & C.S_IFMT) === C.S_IFREG && r.st.nlink > 1;
+    });
   }
 
   rmdir(_ctx: Context, parent: Node, name: string): void {

@@ -131,4 +131,16 @@ describe('InodeTable', () => {
     g.addLink(d, 'g2');
     expect(g.unlinked).toBe(false);
   });
+
+  it('a file unlinked at its last known name keeps its number when it survives under other names, and gives it up otherwise', () => {
+    const t = table();
+    const a = t.remember(t.root, 'a', 80n, FILE, () => ({ tag: 'a' }));
+    t.unlinkName(t.root, 'a', true);
+    expect(a.unlinked).toBe(true);
+    // Its other name, looked up now: the same inode (the kernel still holds it: an fd).
+    expect(t.remember(t.root, 'b', 80n, FILE, () => ({ tag: 'b' }))).toBe(a);
+    expect(a.unlinked).toBe(false);
+    t.unlinkName(t.root, 'b');
+    expect(t.remember(t.root, 'c', 80n, FILE, () => ({ tag: 'c' }))).not.toBe(a);
+  });
 });
