@@ -54,6 +54,15 @@ const S_IFDIR = 0o040000;
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
 /**
+ * The attributes a directory removed while open answers with once the filesystem cannot
+ * reach it (its error `e`, ESTALE); any other failure is rethrown.
+ */
+function removedDirAttr<D>(node: Inode<D>, e: unknown): Attr {
+  if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
+  return node.removedAttr;
+}
+
+/**
  * A change to a directory removed while open: nothing of it is left on disk to change (for
  * overlayfs, a deleted upper directory nobody else can reach), so the attributes it answers
  * with change (Inode.removedAttr), as a later fstat through the fd shows.
@@ -180,19 +189,18 @@ export class Bridge<D, H> implements RawFileSystem {
     try {
       attr = this.fs.getattr(ctx, node, fh);
     } catch (e) {
-      // A directory removed while open whose object the filesystem cannot reach any more.
-      if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
-      attr = node.removedAttr;
+      attr = removedDirAttr(node, e);
     }
     return after(attr, (a) => out.attrOut(a, this.attrTimeout(node)));
   }
 
   /**
    * How long the kernel may keep an inode's attributes. Not at all for one without a name
-   * (unlinked while open): another name of the object unknown to the kernel gets a nodeid
-   * of its own, and writes through it never reach the attributes cached for this one (an
-   * fstat through an fd of the unlinked name showed the size before them; campaign seed
-   * 1632, minimized). Such inodes are few, and asked about only through their fds.
+   * (unlinked while open): its object may still be reached under another nodeid, whose
+   * writes never reach the attributes cached for this one. An unlink that leaves the object
+   * other names keeps them one inode (FileSystem.unlink, campaign seed 1632); a rename over
+   * a hard-linked file, or a filesystem that does not say, may not. Such inodes are few,
+   * and asked about only through their fds.
    */
   private attrTimeout(node: Inode<D>): number {
     return node.links.length === 0 && !node.isRoot ? 0 : this.timeouts.attr;
@@ -233,8 +241,7 @@ export class Bridge<D, H> implements RawFileSystem {
         return need(this.fs.setattr).call(this.fs, ctx, node, s, fh);
       } catch (e) {
         // fchmod, fchown or futimes through the fd of a directory removed while open.
-        if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
-        return setRemoved(node.removedAttr, s);
+        return setRemoved(removedDirAttr(node, e), s);
       }
     };
     const apply = (): MaybeAsync<ReplyBody> =>

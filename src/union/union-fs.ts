@@ -490,12 +490,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   }
 
   /**
-   * A copied-up file about to lose its last name while handles opened on its lower file
-   * remain (UNode.lowerOpens): an fd of the copy is kept, as for an O_TMPFILE file, so that
-   * fstat and fchmod through those handles reach it (the kernel's overlayfs shows it, with
-   * nlink 0) instead of failing with ESTALE. Closed when the kernel forgets the inode.
-   */
-  /**
    * An upper file whose names the kernel forgot with their directories while an fd opened
    * before its copy-up still holds it (InodeTable.supersede): the object keeps its names on
    * disk but the union no longer knows one, so fstat and fchmod through that fd failed
@@ -503,19 +497,27 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
    * of the file is kept, as for one unlinked while open, until the kernel forgets it.
    */
   orphaned(node: Node): void {
-    const d = node.data;
-    if (!d.upper || d.anon !== undefined || node.type !== C.S_IFREG) return;
     try {
-      d.anon = openToKeep(this.upperPath(node));
+      this.keepOpen(node, this.upperPath(node));
     } catch (e) {
       log.debug({ err: e, nodeid: node.nodeid }, 'kept no fd of a file whose names the kernel forgot');
     }
   }
 
+  /**
+   * A copied-up file about to lose its last name while handles opened on its lower file
+   * remain (UNode.lowerOpens): an fd of the copy is kept, as for an O_TMPFILE file, so that
+   * fstat and fchmod through those handles reach it (the kernel's overlayfs shows it, with
+   * nlink 0) instead of failing with ESTALE. Closed when the kernel forgets the inode.
+   */
   private keepForLowerOpens(node: Node | undefined, target: string | Buffer): void {
-    const d = node?.data;
-    if (!d?.upper || !d.lowerOpens || d.anon !== undefined || node!.type !== C.S_IFREG || node!.links.length > 1) return;
-    d.anon = openToKeep(target);
+    if (node?.data.lowerOpens && node.links.length <= 1) this.keepOpen(node, target);
+  }
+
+  /** Keeps an fd of an upper regular file at `at` in UNode.anon, unless it has one. */
+  private keepOpen(node: Node, at: string | Buffer): void {
+    const d = node.data;
+    if (d.upper && d.anon === undefined && node.type === C.S_IFREG) d.anon = openToKeep(at);
   }
 
   /**
