@@ -113,8 +113,11 @@ export interface FileSystem<D = unknown, H = unknown> {
    */
   unlink?(ctx: Context, parent: Inode<D>, name: string): MaybeAsync<void | boolean>;
   rmdir?(ctx: Context, parent: Inode<D>, name: string): MaybeAsync<void>;
-  /** flags: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), RENAME_WHITEOUT (4). */
-  rename?(ctx: Context, parent: Inode<D>, name: string, newParent: Inode<D>, newName: string, flags: number): MaybeAsync<void>;
+  /**
+   * flags: RENAME_NOREPLACE (1), RENAME_EXCHANGE (2), RENAME_WHITEOUT (4). Resolves true
+   * when an object the rename replaced keeps other names, as `unlink` does.
+   */
+  rename?(ctx: Context, parent: Inode<D>, name: string, newParent: Inode<D>, newName: string, flags: number): MaybeAsync<void | boolean>;
 
   open?(ctx: Context, node: Inode<D>, flags: number): MaybeAsync<OpenResult<H>>;
   create?(ctx: Context, parent: Inode<D>, name: string, flags: number, mode: number): MaybeAsync<{ entry: Entry<D>; open: OpenResult<H> }>;

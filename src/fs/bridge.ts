@@ -191,19 +191,21 @@ export class Bridge<D, H> implements RawFileSystem {
     } catch (e) {
       attr = removedDirAttr(node, e);
     }
-    return after(attr, (a) => out.attrOut(a, this.attrTimeout(node)));
+    return after(attr, (a) => out.attrOut(a, this.attrTimeout(node, ctx.nodeid)));
   }
 
   /**
-   * How long the kernel may keep an inode's attributes. Not at all for one without a name
-   * (unlinked while open): its object may still be reached under another nodeid, whose
-   * writes never reach the attributes cached for this one. An unlink that leaves the object
-   * other names keeps them one inode (FileSystem.unlink, campaign seed 1632); a rename over
-   * a hard-linked file, or a filesystem that does not say, may not. Such inodes are few,
-   * and asked about only through their fds.
+   * How long the kernel may keep the attributes it asked about by `nodeid`. Not at all
+   * where the object may also be reached under another nodeid, whose changes (a write, a
+   * link, an unlink of another name) never reach the attributes cached for this one:
+   * - a superseded nodeid (an fd opened before a copy-up; campaign seed 1762);
+   * - an inode without a name (unlinked while open). An unlink that leaves the object
+   *   other names keeps them one inode (FileSystem.unlink, seed 1632); a rename over a
+   *   hard-linked file, or a filesystem that does not say, may not.
+   * Such inodes are few, and asked about only through their fds.
    */
-  private attrTimeout(node: Inode<D>): number {
-    return node.links.length === 0 && !node.isRoot ? 0 : this.timeouts.attr;
+  private attrTimeout(node: Inode<D>, nodeid: number): number {
+    return nodeid !== node.nodeid || (node.links.length === 0 && !node.isRoot) ? 0 : this.timeouts.attr;
   }
 
   /**
@@ -249,7 +251,7 @@ export class Bridge<D, H> implements RawFileSystem {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
         // that inode's attributes, and must forget those of the object's current one.
         if (node.nodeid !== ctx.nodeid) this.invalidateAttr(node.nodeid);
-        return out.attrOut(a, this.attrTimeout(node));
+        return out.attrOut(a, this.attrTimeout(node, ctx.nodeid));
       });
     // chown(f, -1, -1) drops set-id bits too, but the kernel (HANDLE_KILLPRIV_V2: it leaves
     // that to us) then sends a SETATTR that changes nothing (no ids, no FATTR_KILL_SUIDGID);
@@ -331,8 +333,8 @@ export class Bridge<D, H> implements RawFileSystem {
     const newParent = this.table.get(b.newdir);
     const exchange = (b.flags & 2) !== 0;
     return after(exchange ? undefined : this.attrOfOpenDir(ctx, newParent.child(b.newname)), (kept) =>
-      after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), () => {
-        this.table.rename(parent, b.oldname, newParent, b.newname, exchange);
+      after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
+        this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
         if (kept && kept.node.links.length === 0) kept.node.removedAttr = kept.attr;
       }),
     );

@@ -141,15 +141,15 @@ export class InodeTable<D> {
     this.retireIfNameless(node, survives);
   }
 
-  /** Moves or swaps names after a successful rename. */
-  rename(oldParent: Inode<D>, oldName: string, newParent: Inode<D>, newName: string, exchange: boolean): void {
+  /** Moves or swaps names after a successful rename. `survives`: a replaced object keeps other names (unlinkName). */
+  rename(oldParent: Inode<D>, oldName: string, newParent: Inode<D>, newName: string, exchange: boolean, survives = false): void {
     const moved = oldParent.child(oldName);
     const target = newParent.child(newName);
     moved?.removeLink(oldParent, oldName);
     target?.removeLink(newParent, newName);
     moved?.addLink(newParent, newName);
     if (exchange) target?.addLink(oldParent, oldName);
-    else if (target && target !== moved) this.retireIfNameless(target);
+    else if (target && target !== moved) this.retireIfNameless(target, survives);
   }
 
   /**

@@ -578,7 +578,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     return node.type === C.S_IFDIR ? this.movableDir(node) : this.movableFile(node, dir);
   }
 
-  rename(ctx: Context, parent: Node, name: string, newParent: Node, newName: string, flags: number): Promise<void> | void {
+  /** True when a file it replaced keeps other names (as unlink says). */
+  rename(ctx: Context, parent: Node, name: string, newParent: Node, newName: string, flags: number): Promise<boolean> | boolean {
     this.writable();
     if (flags & native.RENAME_WHITEOUT) throw fsError('EINVAL');
     const exchange = (flags & native.RENAME_EXCHANGE) !== 0;
@@ -591,6 +592,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     }
     const dst = dstRes ? (newParent.child(newName) ?? this.inodeFor(ctx, newParent, newName)) : undefined;
     if (exchange && !dst) throw fsError('ENOENT');
+    const survives = !exchange && dst !== undefined && dst !== src && dst.type === C.S_IFREG && dstRes!.st.nlink > 1;
     // Before anything is copied up: a rename that fails leaves the upper dir as it was.
     if (!exchange) this.refuseNonEmpty(dst);
     this.copyUp.dir(parent);
@@ -617,6 +619,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src, parent), () =>
       after(exchange ? this.movable(dst!, newParent) : undefined, () => {
         done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
+        return survives;
       }),
     )));
   }

@@ -143,4 +143,16 @@ describe('InodeTable', () => {
     t.unlinkName(t.root, 'b');
     expect(t.remember(t.root, 'c', 80n, FILE, () => ({ tag: 'c' }))).not.toBe(a);
   });
+
+  it('a file a rename replaced keeps its number when it survives under other names, and gives it up otherwise', () => {
+    const t = table();
+    const a = t.remember(t.root, 'a', 80n, FILE, () => ({ tag: 'a' }));
+    t.remember(t.root, 'x', 81n, FILE, () => ({ tag: 'x' }));
+    t.rename(t.root, 'x', t.root, 'a', false, true);
+    expect(a.unlinked).toBe(true);
+    expect(t.remember(t.root, 'b', 80n, FILE, () => ({ tag: 'b' }))).toBe(a);
+    t.remember(t.root, 'y', 82n, FILE, () => ({ tag: 'y' }));
+    t.rename(t.root, 'y', t.root, 'b', false);
+    expect(t.remember(t.root, 'c', 80n, FILE, () => ({ tag: 'c' }))).not.toBe(a);
+  });
 });
