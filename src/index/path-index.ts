@@ -9,6 +9,7 @@ import { log } from '../util/log.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
 import { ownerAlive, selfOwner } from './owner.js';
 import { JOURNAL_SETTLE_WAIT_MS, UpperJournal, type UpperChange } from './journal.js';
+import { dropSoundRecord, markSound } from './known-sound.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, ROOT_IX, type IndexDb } from './schema.js';
 import { StackView } from './stack-view.js';
 
@@ -49,8 +50,29 @@ export class PathIndex {
     return new PathIndex(file, db, rebuilt);
   }
 
+  /** SQLite found the file damaged through this connection: closing it must not call it sound. */
+  private damaged = false;
+
+  /**
+   * Closes the connection; the file as it leaves it needs no check at the next open
+   * (known-sound.ts), unless this connection found it damaged.
+   */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.db.close();
+    if (!this.damaged) markSound(this.file);
+  }
+
+  /**
+   * SQLite's check of every page of the file (`strata index check`). A failure also makes
+   * the next open check it, and so move it aside and rebuild it. Returns the problems found.
+   */
+  checkPages(): string[] {
+    const found = (this.db.pragma('quick_check') as Array<{ quick_check: string }>).map((r) => r.quick_check.replace(/\s*\n\s*/g, ' '));
+    if (found.length === 1 && found[0] === 'ok') return [];
+    this.damaged = true;
+    dropSoundRecord(this.file);
+    return found;
   }
 
   /** Indexes a layer dir once (a layer is keyed by its real path, re-indexed if its root changed). */

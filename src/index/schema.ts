@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { log } from '../util/log.js';
+import { dropSoundRecord, knownSound, markSound } from './known-sound.js';
 
 export type IndexDb = Database.Database;
 
@@ -145,6 +146,8 @@ class Unusable extends Error {
 const DAMAGED = /^SQLITE_(CORRUPT|NOTADB)/;
 
 function openChecked(file: string, busyTimeoutMs: number): IndexDb {
+  // Before SQLite opens it: the state a clean close of ours left, or one a check passed.
+  const sound = knownSound(file);
   const db = new Database(file, { timeout: busyTimeoutMs });
   try {
     db.pragma('journal_mode = WAL');
@@ -155,8 +158,13 @@ function openChecked(file: string, busyTimeoutMs: number): IndexDb {
     if (version > INDEX_SCHEMA_VERSION) throw new Error(`index schema version ${version} is newer than this strata (${INDEX_SCHEMA_VERSION})`);
     // An older index lacks columns: it is rebuilt from the dirs like a damaged one.
     if (version !== 0 && version < INDEX_SCHEMA_VERSION) throw new Unusable(`index schema version ${version} is older than this strata's (${INDEX_SCHEMA_VERSION})`, 'old');
-    const ok = db.pragma('quick_check', { simple: true });
-    if (ok !== 'ok') throw new Unusable(`quick_check: ${String(ok)}`, 'broken');
+    // Every page, so only for a state not known sound (known-sound.ts): a damaged header
+    // fails above without it.
+    if (!sound) {
+      const ok = db.pragma('quick_check', { simple: true });
+      if (ok !== 'ok') throw new Unusable(`quick_check: ${String(ok)}`, 'broken');
+      markSound(file);
+    }
     // An index in use is opened without writing (so without waiting for running daemons):
     // only a new one gets its tables.
     if (version === 0) {
@@ -222,6 +230,7 @@ function fileIdentity(file: string): string | undefined {
  */
 export function moveAside(file: string, seen: string | undefined, aside: string): boolean {
   if (fileIdentity(file) !== seen) return false;
+  dropSoundRecord(file);
   for (const suffix of ['', '-wal', '-shm']) {
     try {
       fs.renameSync(file + suffix, aside + suffix);

@@ -9,6 +9,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { PathIndex } from '../../src/index/path-index.js';
+import { checkIndex } from '../../src/index/check.js';
+import { knownSound } from '../../src/index/known-sound.js';
+import { native } from '../../src/native/binding.js';
 import { INDEX_SCHEMA_VERSION, moveAside, openIndexDb, ROOT_IX } from '../../src/index/schema.js';
 import { tmpdir } from '../helpers/mount.js';
 
@@ -119,6 +122,68 @@ describe('opening the path index', () => {
     expect(rebuilt).toBe(true);
     expect(movedAside(file)).toEqual([expect.stringMatching(/^index\.db\.broken-\d+$/)]);
     expect(db.prepare('SELECT count(*) FROM layers').pluck().get()).toBe(0);
+  });
+
+  /** Garbage over the third page (a table's or index's b-tree page, not the header): only a full check finds it. */
+  function damageInside(file: string): void {
+    expect(fs.statSync(file).size).toBeGreaterThan(3 * 4096);
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 2 * 4096);
+    fs.closeSync(fd);
+  }
+
+  it('a file changed since our last clean close (or passed check) is checked page by page at the next open', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    expect(knownSound(file)).toBe(true);
+    damageInside(file);
+    expect(knownSound(file)).toBe(false);
+    const { db, rebuilt } = openIndexDb(file);
+    open.push(db);
+    expect(rebuilt).toBe(true);
+    expect(movedAside(file)).toEqual([expect.stringMatching(/^index\.db\.broken-\d+$/)]);
+    // The fresh index passed its check: known sound until something else changes it.
+    expect(knownSound(file)).toBe(true);
+  });
+
+  it('a file in the state our last clean close left is not read whole at open (the record decides)', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    // The same damage with the file's size and mtime put back: the state recorded as sound.
+    const st = fs.statSync(file, { bigint: true });
+    damageInside(file);
+    const [s, ns] = [st.mtimeNs / 1_000_000_000n, st.mtimeNs % 1_000_000_000n];
+    native.utimens(file, Number(s), Number(ns), Number(s), Number(ns), true);
+    expect(knownSound(file)).toBe(true);
+    const { db, rebuilt } = openIndexDb(file);
+    open.push(db);
+    expect(rebuilt).toBe(false);
+    // Without the record, the open checks and finds the damage.
+    db.close();
+    open.pop();
+    fs.rmSync(`${file}-sound`);
+    const again = openIndexDb(file);
+    open.push(again.db);
+    expect(again.rebuilt).toBe(true);
+  });
+
+  it('strata index check reads every page of a file known sound; damage it finds makes the next open rebuild', () => {
+    const file = path.join(dir(), 'index.db');
+    made(file);
+    const st = fs.statSync(file, { bigint: true });
+    damageInside(file);
+    const [s, ns] = [st.mtimeNs / 1_000_000_000n, st.mtimeNs % 1_000_000_000n];
+    native.utimens(file, Number(s), Number(ns), Number(s), Number(ns), true);
+    const index = PathIndex.open(file);
+    expect(index.rebuilt).toBe(false);
+    const found = checkIndex(index);
+    index.close();
+    expect(found.length).toBeGreaterThan(0);
+    for (const line of found) expect(line).toMatch(new RegExp(`^index file ${file}: .+ \\(moved aside and rebuilt at the next open\\)$`));
+    expect(knownSound(file)).toBe(false);
+    const { db, rebuilt } = openIndexDb(file);
+    open.push(db);
+    expect(rebuilt).toBe(true);
   });
 
   it('a damaged file another process has replaced meanwhile is not moved aside: the replacement stays', () => {
