@@ -132,6 +132,14 @@ describe('opening the path index', () => {
     fs.closeSync(fd);
   }
 
+  /** The same damage with the file's size and mtime put back: the state recorded as sound. */
+  function damageUnseen(file: string): void {
+    const st = fs.statSync(file, { bigint: true });
+    damageInside(file);
+    const [s, ns] = [st.mtimeNs / 1_000_000_000n, st.mtimeNs % 1_000_000_000n];
+    native.utimens(file, Number(s), Number(ns), Number(s), Number(ns), true);
+  }
+
   it('a file changed since our last clean close (or passed check) is checked page by page at the next open', () => {
     const file = path.join(dir(), 'index.db');
     made(file);
@@ -149,11 +157,7 @@ describe('opening the path index', () => {
   it('a file in the state our last clean close left is not read whole at open (the record decides)', () => {
     const file = path.join(dir(), 'index.db');
     made(file);
-    // The same damage with the file's size and mtime put back: the state recorded as sound.
-    const st = fs.statSync(file, { bigint: true });
-    damageInside(file);
-    const [s, ns] = [st.mtimeNs / 1_000_000_000n, st.mtimeNs % 1_000_000_000n];
-    native.utimens(file, Number(s), Number(ns), Number(s), Number(ns), true);
+    damageUnseen(file);
     expect(knownSound(file)).toBe(true);
     const { db, rebuilt } = openIndexDb(file);
     open.push(db);
@@ -170,10 +174,7 @@ describe('opening the path index', () => {
   it('strata index check reads every page of a file known sound; damage it finds makes the next open rebuild', () => {
     const file = path.join(dir(), 'index.db');
     made(file);
-    const st = fs.statSync(file, { bigint: true });
-    damageInside(file);
-    const [s, ns] = [st.mtimeNs / 1_000_000_000n, st.mtimeNs % 1_000_000_000n];
-    native.utimens(file, Number(s), Number(ns), Number(s), Number(ns), true);
+    damageUnseen(file);
     const index = PathIndex.open(file);
     expect(index.rebuilt).toBe(false);
     const found = checkIndex(index);
