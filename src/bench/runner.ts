@@ -74,24 +74,26 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     if (stop) throw new Error(`interrupted by ${stop}`);
     const runsDir = path.join(stage.base, 'runs');
     fs.mkdirSync(runsDir);
-    const total = workloads.length * o.repeat * live.length;
+    const total = workloads.reduce((a, w) => a + (o.repeat + (w.warmup ? 1 : 0)) * live.length, 0);
     let k = 0;
     for (const w of workloads) {
       const title = w.title(stage, profile.counts);
       const times = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const latencies = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const failed = new Map<string, string>();
-      for (let i = 0; i < o.repeat; i++) {
+      const rounds = o.repeat + (w.warmup ? 1 : 0);
+      for (let i = 0; i < rounds; i++) {
         // Each round starts with the next driver: the first runs after staging are slow for
         // whichever driver runs them (copy-up-big: ~5 s, then ~0.4 s), and a fixed order
         // gave all of that to the first driver listed (always stratafs).
         const order = live.map((_, j) => live[(j + i) % live.length]!);
+        const warm = w.warmup === true && i === 0;
         for (const d of order) {
           k++;
           await new Promise((r) => setImmediate(r));
           if (stop) throw new Error(`interrupted by ${stop}`);
           if (failed.has(d.name)) continue;
-          const tag = `[${String(k).padStart(String(total).length)}/${total}] ${d.name.padEnd(14)} ${w.id.padEnd(11)} ${i + 1}/${o.repeat}`;
+          const tag = `[${String(k).padStart(String(total).length)}/${total}] ${d.name.padEnd(14)} ${w.id.padEnd(11)} ${warm ? 'warm-up' : `${i + (w.warmup ? 0 : 1)}/${o.repeat}`}`;
           const dir = fs.mkdtempSync(path.join(runsDir, `${d.name}-`));
           const dirs: RunDirs = { dir, upper: path.join(dir, 'upper'), work: path.join(dir, 'work'), mnt: path.join(dir, 'mnt') };
           for (const p of [dirs.upper, dirs.work, dirs.mnt]) fs.mkdirSync(p);
@@ -108,8 +110,10 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
               o.tamper?.('after', c, w.id, d.name);
               const problems = w.check(c, out);
               if (problems.length) throw new Error(reasonOf(problems));
-              times.get(d.name)!.push(out.seconds);
-              latencies.get(d.name)!.push(...(out.latencies ?? []));
+              if (!warm) {
+                times.get(d.name)!.push(out.seconds);
+                latencies.get(d.name)!.push(...(out.latencies ?? []));
+              }
               progress(`${tag}  ${fmtTime(out.seconds)}`);
             } finally {
               m?.unmount();

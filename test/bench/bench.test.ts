@@ -150,6 +150,20 @@ describe('strata bench, size small', () => {
     expect(c).toEqual([a[2], a[0], a[1]]);
   }, 60_000);
 
+  it('runs a warm-up workload once per driver, checked but untimed, before the timed rounds', async () => {
+    const seen: string[] = [];
+    const lines: string[] = [];
+    const r = await runBench({ ...common, repeat: 2, drivers: ['native', 'stratafs'], workloads: ['copy-up-big'], progress: (s) => void lines.push(s), tamper: (phase, _c, _w, d) => void (phase === 'before' && seen.push(d)) });
+    // The warm-up round, then two timed ones, each starting with the next driver.
+    const [a, b] = [seen[0]!, seen[1]!];
+    expect(new Set([a, b])).toEqual(new Set(['native', 'stratafs']));
+    expect(seen).toEqual([a, b, b, a, a, b]);
+    const cells = r.workloads[0]!.cells;
+    for (const d of ['native', 'stratafs']) expect(cells[d]).toMatchObject({ status: 'ok', runs: [expect.any(Number), expect.any(Number)] });
+    expect(lines.filter((l) => / copy-up-big +warm-up /.test(l))).toHaveLength(2);
+    expect(lines.filter((l) => / copy-up-big +[12]\/2 /.test(l))).toHaveLength(4);
+  }, 60_000);
+
   it('reports a driver that cannot run as skipped, with the reason', () => {
     const saved = process.env.PATH;
     process.env.PATH = '/nonexistent';
