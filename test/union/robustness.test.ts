@@ -163,6 +163,39 @@ describe('union mount under failure', () => {
     expect(fs.readdirSync(path.join(s.work, 'stratafs'))).toEqual([]);
   });
 
+  it('a path past PATH_MAX in the upper dir: ENAMETOOLONG where the host path would be too long, and the mount keeps serving', () => {
+    const s = setup('deep');
+    s.mount();
+    // A caller that goes down by chdir has no length limit of its own (overlayfs has none
+    // either); the daemon names host objects by full path, as fuse-overlayfs does.
+    const name = 'd'.repeat(200);
+    const r = spawnSync('python3', ['-c', `
+import os, sys
+os.chdir(sys.argv[1]); depth = 0
+try:
+    while depth < 40:
+        os.mkdir(sys.argv[2]); os.chdir(sys.argv[2]); depth += 1
+    print(depth, 'none')
+except OSError as e:
+    print(depth, os.strerror(e.errno).replace(' ', '_'), e.errno)
+with open('f', 'w') as f: f.write('deep')
+print(open('f').read())
+`, s.mnt, name], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    const [depth, err, errno, content] = r.stdout.trim().split(/\s+/);
+    // The first directory whose upper path would pass 4,095 bytes is refused, cleanly.
+    const hostLen = (d: number): number => s.upper.length + d * (name.length + 1);
+    expect([err, errno]).toEqual(['File_name_too_long', '36']);
+    expect(hostLen(Number(depth))).toBeLessThanOrEqual(4095);
+    expect(hostLen(Number(depth) + 1)).toBeGreaterThan(4095);
+    // Below it everything works: a file at the deepest level, read back; then rm -rf.
+    expect(content).toBe('deep');
+    const rm = spawnSync('rm', ['-rf', path.join(s.mnt, name)], { encoding: 'utf8' });
+    expect(rm.status).toBe(0);
+    expect(fs.readdirSync(s.mnt)).toEqual([]);
+    expect(fs.readdirSync(s.upper)).toEqual([]);
+  });
+
   it('a read-only mount (no upper) refuses writes with EROFS and shows the layers', () => {
     const base = tmpdir('ro');
     cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
