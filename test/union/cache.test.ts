@@ -95,6 +95,34 @@ describe('side effects of a copy-up reach the kernel', () => {
     expect(seen(mnt, upper, '')[0]).toBe(`${seen(mnt, upper, '')[1].split(' ')[0]} 1`);
   });
 
+  it('a merged directory copied up for a chmod below it keeps what the kernel has (only its ctime moved); a change in it shows the new one', async () => {
+    const base = tmpdir('side-merged');
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [top, bottom, upper, work, mnt] = ['top', 'bottom', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string, string];
+    for (const d of [top, bottom, upper, work, mnt]) fs.mkdirSync(d);
+    // d and d/e exist in both layers: merged, nlink 1 before and after their copy-up.
+    fs.mkdirSync(path.join(top, 'd/e'), { recursive: true });
+    fs.mkdirSync(path.join(bottom, 'd/e/sub'), { recursive: true });
+    fs.writeFileSync(path.join(top, 'd/e/g'), 'top\n');
+    fs.writeFileSync(path.join(bottom, 'd/e/f'), 'bottom\n');
+    const m = mountWith(['mount', '--lower', `${top}:${bottom}`, '--upper', upper, '--work', work], mnt);
+    cleanups.push(() => m.cleanup());
+    const viaMount = (p: string): fs.BigIntStats => fs.statSync(path.join(mnt, p), { bigint: true });
+    const before = ['d', 'd/e'].map((p) => viaMount(p));
+    fs.chmodSync(path.join(mnt, 'd/e/f'), 0o600);
+    await settle();
+    ['d', 'd/e'].forEach((p, i) => {
+      const now = viaMount(p);
+      const onDisk = fs.statSync(path.join(upper, p), { bigint: true });
+      expect(now.ctimeNs, `/${p}`).toBe(before[i]!.ctimeNs);
+      expect(onDisk.ctimeNs, `/${p}`).not.toBe(before[i]!.ctimeNs);
+      // Everything else the kernel shows is the upper dir's.
+      expect([now.nlink, now.mode, now.size, now.mtimeNs, now.ino], `/${p}`).toEqual([1n, onDisk.mode, onDisk.size, onDisk.mtimeNs, before[i]!.ino]);
+    });
+    fs.writeFileSync(path.join(mnt, 'd/e/new'), '');
+    expect(viaMount('d/e').ctimeNs).toBe(fs.statSync(path.join(upper, 'd/e'), { bigint: true }).ctimeNs);
+  });
+
   it('a copy-up of data that lands behind the request shows the ctime it ends with', async () => {
     // Held 300 ms before its fsync, the landing ends after the stat below has been cached.
     const { mnt, upper } = mountedTree('side-landing', { STRATAFS_LANDING_HOLD_MS: '300' });
