@@ -316,9 +316,15 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     const metaOnly = s.size === undefined;
     const up = node.type === C.S_IFDIR ? this.copyUp.dir(node) : this.copyUp.file(node, metaOnly, metaOnly ? { attrs: s } : { empty: s.size === 0 });
     return after(up, (copied) => {
-      const rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
+      let rest = copied === true && metaOnly ? { uid: s.uid, gid: s.gid } : s;
       // Through an fd when there is one: a file unlinked while open has no path left.
       const handle = fh?.upper ? fh : this.anonFd(node);
+      if (handle && handle !== fh && rest.size !== undefined) {
+        // The fd the union keeps (UNode.anon) is read-only, and ftruncate of one is EINVAL:
+        // the size goes by its /proc path, which truncate(2) opens anew for writing.
+        fs.truncateSync(this.upperPath(node), rest.size);
+        rest = { ...rest, size: undefined };
+      }
       applySetAttr(handle ? '' : this.upperPath(node), node.type === C.S_IFLNK, rest, handle);
       return this.getattr(ctx, node, fh);
     });

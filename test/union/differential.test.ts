@@ -166,6 +166,13 @@ bothFormats({
 // by an opaque directory above, takes no part. The caches are dropped after the rename so
 // that the directory is looked up again, by its redirect (as after a remount).
 const dropCaches = (): void => fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+/**
+ * truncate(2) by path: Node's truncateSync opens the file for writing and ftruncates the fd,
+ * so the kernel sends a SETATTR with the fd's handle; this one comes with none. 'OK' or the
+ * errno's name.
+ */
+const truncatePath = (p: string, size: number): string =>
+  execFileSync('python3', ['-c', 'import errno, os, sys\ntry:\n os.truncate(sys.argv[1], int(sys.argv[2])); print("OK")\nexcept OSError as e:\n print(errno.errorcode[e.errno])', p, String(size)], { encoding: 'utf8' }).trim();
 bothFormats({
   name: 'a renamed directory whose old path crosses a file of a lower layer',
   layers: [{ d: 'a file in the bottom layer\n' }, { 'd/sub/x': 'x\n', f: 'f\n' }],
@@ -536,6 +543,34 @@ add({
     }
   },
   expect: [10, 0o600, 0o600, 'data\nmore\n'],
+});
+
+add({
+  name: 'truncate by a name found again of a file the daemon kept an fd of (the kernel had forgotten its last known name)',
+  // Campaign seed 2201, minimized to 11 operations by helper 3's ddmin tool: the daemon
+  // kept a read-only fd of the file (UNode.anon) and truncated through it: EINVAL.
+  layers: [{ 'd/f': '0123456789\n', 'd/sub/k': 's\n' }],
+  run: (r) => {
+    fs.renameSync(`${r}/d/sub`, `${r}/s`);
+    fs.renameSync(`${r}/d`, `${r}/d2`);
+    fs.linkSync(`${r}/d2/f`, `${r}/s/g`);
+    fs.renameSync(`${r}/s`, `${r}/s2`);
+    const fd = fs.openSync(`${r}/s2/g`, 'r');
+    try {
+      fs.renameSync(`${r}/s2`, `${r}/s3`);
+      fs.rmSync(`${r}/s3`, { recursive: true });
+      // The kernel forgets d2 with d2/f, the last name it knew of the file fd holds: the
+      // daemon keeps an fd of the file. The name is found again below.
+      dropCaches();
+      fs.renameSync(`${r}/d2`, `${r}/d3`);
+      fs.renameSync(`${r}/d3/f`, `${r}/z`);
+      const cut = [truncatePath(`${r}/z`, 4), statOf(`${r}/z`).size, read(`${r}/z`), fs.fstatSync(fd).size];
+      return [...cut, truncatePath(`${r}/z`, 0), statOf(`${r}/z`).size, fs.fstatSync(fd).size];
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  expect: ['OK', 4, '0123', 4, 'OK', 0, 0],
 });
 
 add({
