@@ -141,8 +141,9 @@ export class CopyUp {
     private readonly durable: 'behind' | 'before' | 'never' = 'behind',
     /**
      * Told of an inode whose attributes a copy-up changed without a request about it: a
-     * directory copied up (its nlink, size, ctime are the new upper dir's), a copy that
-     * landed (its ctime). Not a parent that only received a copy (keepingParentTimes).
+     * directory copied up whose nlink or size the kernel shows differently now (dir()), a
+     * copy that landed (its ctime). Not a parent that only received a copy, nor a merged
+     * directory whose copy moved only its ctime (keepingParentTimes).
      */
     private readonly attrsChanged: (node: Inode<UNode>) => void = () => {},
   ) {
