@@ -1,10 +1,10 @@
 // The text report of a run: a header saying what was measured where, one Markdown table per
-// workload (median, min-max spread, speed relative to overlayfs, latency percentiles), and a
-// summary of where stratafs is ahead or behind. Markdown, so a run pastes into
-// docs/benchmarks.md as printed.
+// workload (median, min-max spread, speed relative to overlayfs, latency percentiles; with
+// --requests a second one of the FUSE drivers' requests by opcode), and a summary of where
+// stratafs is ahead or behind. Markdown, so a run pastes into docs/benchmarks.md as printed.
 
 import { fmtTime } from './measure.js';
-import { compare, failures, type BenchResults, type Cell } from './results.js';
+import { compare, failures, type BenchResults, type Cell, type WorkloadResult } from './results.js';
 
 const MiB = 2 ** 20;
 
@@ -20,6 +20,35 @@ function cells(c: Cell | undefined, latency: boolean): string[] {
 
 function list(xs: Array<[string, number]>): string {
   return xs.map(([w, r]) => `${w} (${r.toFixed(2)}x)`).join(', ') || 'nothing';
+}
+
+/** Opcode columns of a requests table: those with the most time in any driver. */
+const REQUEST_COLUMNS = 5;
+
+/**
+ * A workload's FUSE requests (--requests), per driver that had them: all of them, and the
+ * opcodes that took the most time, each as count x median latency.
+ */
+function requestTable(w: WorkloadResult, r: BenchResults): string[] {
+  const traced = r.drivers.flatMap((d) => {
+    const c = w.cells[d.name];
+    return c?.status === 'ok' && c.requests ? [{ label: d.label, req: c.requests }] : [];
+  });
+  if (!traced.length) return [];
+  const time = new Map<string, number>();
+  for (const { req } of traced) for (const [op, s] of Object.entries(req.ops)) time.set(op, Math.max(time.get(op) ?? 0, s.totalMs));
+  const cols = [...time].sort((a, b) => b[1] - a[1]).slice(0, REQUEST_COLUMNS).map(([op]) => op);
+  const count = (n: number): string => Math.round(n).toLocaleString('en');
+  const lines = ['', 'FUSE requests per run (kernel tracepoints, queued to answered): count × median latency; "time": all their latencies summed.', ''];
+  lines.push(`| driver | requests | time | ${cols.join(' | ')} |`, `|---|---:|---:|${cols.map(() => '---:|').join('')}`);
+  for (const { label, req } of traced) {
+    const all = Object.values(req.ops);
+    const total = all.reduce((a, s) => a + s.count, 0);
+    const ms = all.reduce((a, s) => a + s.totalMs, 0);
+    const per = cols.map((op) => (req.ops[op] ? `${count(req.ops[op]!.count)} × ${fmtTime(req.ops[op]!.p50Us / 1e6)}` : '–'));
+    lines.push(`| ${label}${req.lost ? ' (trace overran: counts short)' : ''} | ${count(total)} | ${fmtTime(ms / 1000)} | ${per.join(' | ')} |`);
+  }
+  return lines;
 }
 
 /** One line per peer: where the stratafs driver (passthrough on, else off) is faster or slower. */
@@ -62,7 +91,9 @@ export function formatReport(r: BenchResults): string {
     lines.push('', `### \`${w.id}\`: ${w.title}`, '');
     lines.push(`| driver | median | min – max | vs ${refLabel} |${latency ? ' open + first write |' : ''}`, `|---|---:|---:|---:|${latency ? '---|' : ''}`);
     for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], latency).join(' | ')} |`);
+    lines.push(...requestTable(w, r));
   }
+  if (r.requestsUnavailable) lines.push('', `FUSE requests not counted: ${r.requestsUnavailable}.`);
   const summary = summaryLines(r);
   if (summary.length) lines.push('', 'Summary:', ...summary.map((s) => `- ${s}`));
   return `${lines.join('\n')}\n`;

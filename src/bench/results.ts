@@ -2,11 +2,12 @@
 // the chart are all made from it. Ratios are speeds relative to the kernel's overlayfs in
 // the same run: overlayfs's median time / the driver's (above 1 = faster than overlayfs).
 
+import type { RequestStats } from './fuse-requests.js';
 import type { Sample } from './measure.js';
 import type { SizeName } from './sizes.js';
 
 export type Cell =
-  | ({ status: 'ok'; ratio?: number; p50?: number; p99?: number } & Sample)
+  | ({ status: 'ok'; ratio?: number; p50?: number; p99?: number; requests?: RequestStats } & Sample)
   | { status: 'fail'; reason: string }
   | { status: 'skip'; reason: string };
 
@@ -27,6 +28,8 @@ export interface BenchResults {
   reference: string;
   drivers: Array<{ name: string; label: string; skipped?: string }>;
   workloads: WorkloadResult[];
+  /** Why FUSE requests were asked for (--requests) but not counted. */
+  requestsUnavailable?: string;
   /** Mounts a run left behind (unmounted by force afterwards): a bug in a driver or the harness. */
   leftoverMounts: string[];
 }

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { log } from '../util/log.js';
 import { REFERENCE_DRIVER, selectDrivers, type Mounted, type RunDirs } from './drivers.js';
+import { FuseRequestTrace, fuseConnection, mergeRuns, type OpLatencies } from './fuse-requests.js';
 import { fmtTime, percentile, sample, syncAll } from './measure.js';
 import { mountsUnder, unmount } from './mounts.js';
 import type { BenchResults, Cell, WorkloadResult } from './results.js';
@@ -33,6 +34,11 @@ export interface BenchOptions {
   /** How to run the strata CLI (default: this build under this node). */
   cli?: string[];
   progress?: (line: string) => void;
+  /**
+   * Also count the FUSE requests of every timed run of a FUSE driver, per opcode, with their
+   * latencies (fuse-requests.ts: the kernel's tracepoints; root and tracefs).
+   */
+  requests?: boolean;
   /**
    * For the harness's own tests: called on the fresh mount before the timed run and again
    * before the check, to spoil the answer and see the check catch it.
@@ -69,7 +75,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   const leftoverMounts: string[] = [];
   const results: WorkloadResult[] = [];
   let stage: Stage | undefined;
+  let trace: FuseRequestTrace | undefined;
+  let requestsUnavailable: string | undefined;
   try {
+    if (o.requests) {
+      const t = FuseRequestTrace.open();
+      if (typeof t === 'string') progress(`FUSE requests not counted: ${(requestsUnavailable = t)}`);
+      else trace = t;
+    }
     stage = makeStage({ profile, cacheDir: o.cacheDir, image: o.image, dir: o.dir, scratchParent: o.scratchParent, progress });
     if (stop) throw new Error(`interrupted by ${stop}`);
     const runsDir = path.join(stage.base, 'runs');
@@ -80,6 +93,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       const title = w.title(stage, profile.counts);
       const times = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const latencies = new Map<string, number[]>(live.map((d) => [d.name, []]));
+      const requests = new Map<string, { runs: OpLatencies[]; lost: boolean }>();
       const failed = new Map<string, string>();
       const rounds = o.repeat + (w.warmup ? 1 : 0);
       for (let i = 0; i < rounds; i++) {
@@ -106,7 +120,20 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
               const c: RunCtx = { root: m.root, upper: m.upper, stage: stage!, counts: profile.counts };
               w.prepare?.(c);
               o.tamper?.('before', c, w.id, d.name);
-              const out = w.run(c);
+              const connection = trace && !warm ? fuseConnection(m.root) : undefined;
+              if (connection !== undefined) trace!.start(connection);
+              let out;
+              try {
+                out = w.run(c);
+              } finally {
+                if (connection !== undefined) {
+                  const got = trace!.stop();
+                  const r = requests.get(d.name) ?? { runs: [], lost: false };
+                  r.runs.push(got.ops);
+                  r.lost ||= got.lost;
+                  requests.set(d.name, r);
+                }
+              }
               o.tamper?.('after', c, w.id, d.name);
               const problems = w.check(c, out);
               if (problems.length) throw new Error(reasonOf(problems));
@@ -141,7 +168,13 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
           continue;
         }
         const lat = latencies.get(d.name)!;
-        cells[d.name] = { status: 'ok', ...sample(times.get(d.name)!), ...(lat.length > 1 ? { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) } : {}) };
+        const req = requests.get(d.name);
+        cells[d.name] = {
+          status: 'ok',
+          ...sample(times.get(d.name)!),
+          ...(lat.length > 1 ? { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) } : {}),
+          ...(req ? { requests: mergeRuns(req.runs, req.lost) } : {}),
+        };
       }
       const ref = cells[REFERENCE_DRIVER];
       if (ref?.status === 'ok') for (const c of Object.values(cells)) if (c.status === 'ok') c.ratio = ref.median / c.median;
@@ -150,6 +183,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    trace?.close();
     stage?.remove();
   }
   const cpu = os.cpus();
@@ -163,6 +197,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     reference: REFERENCE_DRIVER,
     drivers: drivers.map((d) => ({ name: d.name, label: d.label, ...(skipped.get(d.name) ? { skipped: skipped.get(d.name) } : {}) })),
     workloads: results,
+    ...(requestsUnavailable ? { requestsUnavailable } : {}),
     leftoverMounts,
   };
 }

@@ -14,7 +14,7 @@ import { ImageStore } from '../store/images.js';
 
 export const usage = `strata bench [--drivers stratafs,stratafs-nopt,stratafs-volatile,overlay,fuse-overlayfs,native] [--workloads ID,...]
                [--repeat N] [--size small|full] [--image NAME [--root DIR]] [--json FILE] [--chart FILE.svg]
-               [--cache DIR] [--dir DIR]`;
+               [--cache DIR] [--dir DIR] [--requests]`;
 
 const list = (s: string | undefined): string[] | undefined => s?.split(',').map((x) => x.trim()).filter(Boolean);
 
@@ -43,6 +43,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       chart: { type: 'string' },
       cache: { type: 'string' },
       dir: { type: 'string' },
+      requests: { type: 'boolean', default: false },
     },
     allowPositionals: true,
   });
@@ -58,6 +59,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     cacheDir: values.cache ?? defaultCacheDir(),
     image: values.image ? { name: values.image, layers: imageLayers(values.image, values.root) } : undefined,
     dir: values.dir,
+    requests: values.requests,
   });
   process.stdout.write(formatReport(results));
   if (values.json) fs.writeFileSync(values.json, `${JSON.stringify(results, null, 2)}\n`);

@@ -13,8 +13,9 @@ import { renderChart } from '../../src/bench/chart.js';
 import { allDrivers } from '../../src/bench/drivers.js';
 import { mountsUnder, onPath, unmount } from '../../src/bench/mounts.js';
 import { formatReport, summaryLines } from '../../src/bench/report.js';
-import type { BenchResults } from '../../src/bench/results.js';
+import type { BenchResults, Cell } from '../../src/bench/results.js';
 import { runBench, type BenchOptions } from '../../src/bench/runner.js';
+import { sizeProfile } from '../../src/bench/sizes.js';
 import { WORKLOADS, type RunCtx } from '../../src/bench/workloads.js';
 import { STRATA, tmpdir } from '../helpers/mount.js';
 
@@ -97,7 +98,7 @@ describe('strata bench, size small', () => {
   let wrong: BenchResults;
 
   beforeAll(async () => {
-    right = await runBench({ ...common, drivers: ['native', 'overlay', 'stratafs', 'fuse-overlayfs'] });
+    right = await runBench({ ...common, drivers: ['native', 'overlay', 'stratafs', 'fuse-overlayfs'], requests: true });
     wrong = await runBench({
       ...common,
       drivers: ['native', 'overlay'],
@@ -139,6 +140,44 @@ describe('strata bench, size small', () => {
     const bad = formatReport(wrong);
     expect(bad).toMatch(/\| native \(merged tree on the disk\) \| \*\*FAIL\*\*: /);
     expect(bad).toContain('FAIL: overlay on untar: merged view');
+  });
+
+  it('counts the FUSE requests of the FUSE drivers per opcode (--requests), and of no other mount', () => {
+    expect(right.requestsUnavailable).toBeUndefined();
+    const fuse = onPath('fuse-overlayfs') ? ['stratafs', 'fuse-overlayfs'] : ['stratafs'];
+    const cell = (id: string, d: string): Cell => right.workloads.find((w) => w.id === id)!.cells[d]!;
+    for (const w of right.workloads) {
+      for (const d of ['native', 'overlay']) expect(w.cells[d]!.status === 'ok' && w.cells[d]!.requests, `${d} on ${w.id}`).toBeUndefined();
+      for (const d of fuse) {
+        const c = cell(w.id, d);
+        expect(c.status === 'ok' && c.requests, `${d} on ${w.id}`).toMatchObject({ runs: 1 });
+      }
+    }
+    // One SETATTR per chmod, exactly: requests of the other mounts of this test run (other
+    // drivers, other test files) are not counted.
+    const n = sizeProfile('small').counts.chmod;
+    for (const d of fuse) {
+      const c = cell('chmod', d);
+      if (c.status !== 'ok') throw new Error(`${d}: ${JSON.stringify(c)}`);
+      expect(c.requests!.ops.SETATTR, d).toMatchObject({ count: n, totalMs: expect.any(Number), p50Us: expect.any(Number) });
+      expect(c.requests!.ops.SETATTR!.p50Us, d).toBeGreaterThan(0);
+      expect(c.requests!.ops.LOOKUP!.count, d).toBeGreaterThanOrEqual(n);
+      expect(c.requests!.lost, d).toBeUndefined();
+    }
+    // With passthrough the kernel reads the backing file itself: no READ reaches stratafs.
+    const read = cell('read-small', 'stratafs');
+    expect(read.status === 'ok' && read.requests!.ops.READ).toBeUndefined();
+    expect(read.status === 'ok' && read.requests!.ops.OPEN!.count).toBeGreaterThanOrEqual(1);
+    if (onPath('fuse-overlayfs')) {
+      const fo = cell('read-small', 'fuse-overlayfs');
+      expect(fo.status === 'ok' && fo.requests!.ops.READ!.count).toBeGreaterThan(1);
+    }
+    // The tracing instance went with the run.
+    expect(fs.readdirSync('/sys/kernel/tracing/instances').filter((e) => e.startsWith('strata-bench-'))).toEqual([]);
+    const text = formatReport(right);
+    expect(text).toContain('FUSE requests per run (kernel tracepoints, queued to answered)');
+    expect(text).toMatch(/\| stratafs \(passthrough on\) \| [\d,]+ \| [\d.]+ (ms|µs|s) \| .*\d+ × [\d.]+ (ms|µs) \|/);
+    expect(text).not.toMatch(/\| overlayfs \(kernel\) \| [\d,]+ \| [\d.]+ (ms|µs|s) \| .* × /);
   });
 
   it('starts each round with the next driver, so the slow first runs after staging fall on every driver in turn', async () => {

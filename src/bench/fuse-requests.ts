@@ -1,0 +1,188 @@
+// What a workload asked of a FUSE daemon, per opcode: how many requests and how long each
+// took from the kernel queueing it to the daemon's reply ending it (the daemon's whole
+// share, the wake-ups on both sides included), read from the kernel's own fuse tracepoints
+// (fuse_request_send, fuse_request_end). Nothing runs inside the daemons, so stratafs and
+// fuse-overlayfs are measured alike; the bench's ratios say which is slower, these say in
+// which requests. A tracing instance of our own, filtered to one mount's connection, keeps
+// the system's trace buffer and every other mount out of it; tracefs is mounted for the
+// run where nothing mounted it.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { decodeDev } from '../fs/attr.js';
+import { percentile } from './measure.js';
+
+const FUSE_SUPER_MAGIC = 0x65735546;
+const ROOTS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
+const EVENTS = ['fuse_request_send', 'fuse_request_end'];
+/** Per CPU. A run's events are read after it (reading during it would compete with the workload for the CPUs); a trace that overran says so. */
+const BUFFER_KB = 32 * 1024;
+
+/** One opcode's requests in one run, or per run over several (`RequestStats.runs`). */
+export interface OpStats {
+  count: number;
+  /** Sum of their latencies. */
+  totalMs: number;
+  /** Median latency. */
+  p50Us: number;
+}
+
+export interface RequestStats {
+  /** By opcode name without its FUSE_ prefix (LOOKUP, SETATTR...). */
+  ops: Record<string, OpStats>;
+  /** Runs these figures are the mean of; counts and totals are per run. */
+  runs: number;
+  /** The trace buffer overran in some run: figures are short of what happened. */
+  lost?: boolean;
+}
+
+/** The kernel's dev_t of the FUSE connection serving `dir`, or undefined when it is no FUSE mount. */
+export function fuseConnection(dir: string): number | undefined {
+  if (fs.statfsSync(dir).type !== FUSE_SUPER_MAGIC) return undefined;
+  // The tracepoints print the kernel's encoding (major << 20 | minor), not glibc's.
+  const { major, minor } = decodeDev(fs.statSync(dir).dev);
+  return major * 2 ** 20 + minor;
+}
+
+/** Requests of one run by opcode: how many were sent, and the latency of each answered one. */
+export type OpLatencies = Map<string, { sent: number; latenciesUs: number[] }>;
+
+/** One line of the trace: when, which event, which request, and for a send its opcode. */
+const LINE = /\s(\d+)\.(\d+): fuse_request_(send|end): connection \d+ req (\d+)(?: opcode \d+ \((?:FUSE_)?(\w+)\))?/;
+
+/** Latencies by opcode from the text of a trace; an end whose send came before the trace began is left out. */
+export function parseTrace(text: string): OpLatencies {
+  const sent = new Map<string, { t: number; op: string }>();
+  const out: OpLatencies = new Map();
+  for (const line of text.split('\n')) {
+    const m = LINE.exec(line);
+    if (!m) continue;
+    // Microseconds, as the trace prints them: a float of seconds would lose them.
+    const t = Number(m[1]) * 1e6 + Number(m[2]!.padEnd(6, '0').slice(0, 6));
+    if (m[3] === 'send') {
+      const op = m[5] ?? 'UNKNOWN';
+      sent.set(m[4]!, { t, op });
+      let e = out.get(op);
+      if (!e) out.set(op, (e = { sent: 0, latenciesUs: [] }));
+      e.sent++;
+    } else {
+      const s = sent.get(m[4]!);
+      if (!s) continue;
+      sent.delete(m[4]!);
+      out.get(s.op)!.latenciesUs.push(t - s.t);
+    }
+  }
+  return out;
+}
+
+/** Figures of several runs as per-run means (the median latency over all their requests). */
+export function mergeRuns(runs: OpLatencies[], lost: boolean): RequestStats {
+  const all: OpLatencies = new Map();
+  for (const r of runs)
+    for (const [op, e] of r) {
+      const a = all.get(op) ?? { sent: 0, latenciesUs: [] };
+      a.sent += e.sent;
+      a.latenciesUs.push(...e.latenciesUs);
+      all.set(op, a);
+    }
+  const ops: Record<string, OpStats> = {};
+  for (const [op, e] of [...all].sort((a, b) => sum(b[1].latenciesUs) - sum(a[1].latenciesUs)))
+    ops[op] = { count: e.sent / runs.length, totalMs: sum(e.latenciesUs) / 1000 / runs.length, p50Us: e.latenciesUs.length ? percentile(e.latenciesUs, 0.5) : 0 };
+  return { ops, runs: runs.length, ...(lost ? { lost } : {}) };
+}
+
+const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+
+/**
+ * A tracing instance for one bench run at a time. `open` returns why it cannot be had
+ * instead (no tracefs, no fuse tracepoints in this kernel, no permission).
+ */
+export class FuseRequestTrace {
+  /** Whether the instance dir exists (close() removes it). */
+  private made = false;
+
+  private constructor(
+    private readonly dir: string,
+    /** Where open() mounted tracefs itself, to unmount it at close(). */
+    private readonly mounted: string | undefined,
+  ) {}
+
+  static open(roots: readonly string[] = ROOTS): FuseRequestTrace | string {
+    const find = (): string | undefined => roots.find((r) => fs.existsSync(path.join(r, 'events/fuse/fuse_request_send')));
+    let root = find();
+    let mounted: string | undefined;
+    if (!root && !roots.some((r) => fs.existsSync(path.join(r, 'events')))) {
+      // Not mounted (no systemd to do it, as in a container): mounted for the run, at the
+      // place the kernel keeps for it, and unmounted by close().
+      try {
+        execFileSync('mount', ['-t', 'tracefs', 'nodev', roots[0]!], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        return `tracefs is not mounted, and mounting it at ${roots[0]} failed: ${firstLine(e)}`;
+      }
+      mounted = roots[0];
+      root = find();
+    }
+    const t = new FuseRequestTrace(root ? path.join(root, 'instances', `strata-bench-${process.pid}`) : '', mounted);
+    if (!root) {
+      t.close();
+      return 'this kernel has no fuse tracepoints (fuse_request_send, fuse_request_end)';
+    }
+    try {
+      fs.mkdirSync(t.dir);
+      t.made = true;
+      // A clock that agrees across CPUs: a request is sent on the caller's, ended on the daemon's.
+      t.write('trace_clock', 'mono');
+      t.write('buffer_size_kb', String(BUFFER_KB));
+    } catch (e) {
+      t.close();
+      return `cannot set up a tracing instance at ${t.dir}: ${firstLine(e)}`;
+    }
+    return t;
+  }
+
+  private write(file: string, value: string): void {
+    fs.writeFileSync(path.join(this.dir, file), value);
+  }
+
+  /** Starts recording the requests of the connection `fuseConnection` gave. */
+  start(connection: number): void {
+    this.write('tracing_on', '0');
+    this.write('trace', '');
+    for (const e of EVENTS) {
+      this.write(`events/fuse/${e}/filter`, `connection == ${connection}`);
+      this.write(`events/fuse/${e}/enable`, '1');
+    }
+    this.write('tracing_on', '1');
+  }
+
+  /** Stops recording and returns what was recorded since start, by opcode, and whether the buffer overran. */
+  stop(): { ops: OpLatencies; lost: boolean } {
+    this.write('tracing_on', '0');
+    for (const e of EVENTS) this.write(`events/fuse/${e}/enable`, '0');
+    const ops = parseTrace(fs.readFileSync(path.join(this.dir, 'trace'), 'latin1'));
+    const lost = fs.readdirSync(path.join(this.dir, 'per_cpu')).some((cpu) => /^overrun: [1-9]/m.test(fs.readFileSync(path.join(this.dir, 'per_cpu', cpu, 'stats'), 'utf8')));
+    this.write('trace', '');
+    return { ops, lost };
+  }
+
+  /** Removes the instance (its buffers go with it), and tracefs if open() mounted it. */
+  close(): void {
+    if (this.made) {
+      try {
+        this.write('tracing_on', '0');
+        for (const e of EVENTS) this.write(`events/fuse/${e}/enable`, '0');
+      } catch {
+        // Removing it below stops everything anyway.
+      }
+      fs.rmdirSync(this.dir);
+      this.made = false;
+    }
+    if (this.mounted) execFileSync('umount', [this.mounted], { stdio: 'ignore' });
+  }
+}
+
+function firstLine(e: unknown): string {
+  const err = e as { stderr?: Buffer; code?: string; message?: string };
+  return (err.stderr?.toString().trim() || err.code || err.message || String(e)).split('\n')[0]!;
+}
