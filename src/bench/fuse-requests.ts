@@ -4,11 +4,12 @@
 // (fuse_request_send, fuse_request_end). Nothing runs inside the daemons, so stratafs and
 // fuse-overlayfs are measured alike; the bench's ratios say which is slower, these say in
 // which requests. A tracing instance of our own, filtered to one mount's connection, keeps
-// the system's trace buffer and every other mount out of it; tracefs is mounted for the
-// run where nothing mounted it.
+// the system's trace buffer and every other mount out of it; where nothing mounted tracefs,
+// the run mounts it at a place of its own.
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { decodeDev } from '../fs/attr.js';
 import { percentile } from './measure.js';
@@ -94,6 +95,9 @@ export function mergeRuns(runs: OpLatencies[], lost: boolean): RequestStats {
 
 const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
 
+/** Instances made by this process: two traces open at once get distinct ones. */
+let instances = 0;
+
 /**
  * A tracing instance for one bench run at a time. `open` returns why it cannot be had
  * instead (no tracefs, no fuse tracepoints in this kernel, no permission).
@@ -108,22 +112,24 @@ export class FuseRequestTrace {
     private readonly mounted: string | undefined,
   ) {}
 
-  static open(roots: readonly string[] = ROOTS): FuseRequestTrace | string {
+  static open(roots: readonly string[] = ROOTS, mountParent = os.tmpdir()): FuseRequestTrace | string {
     const find = (): string | undefined => roots.find((r) => fs.existsSync(path.join(r, 'events/fuse/fuse_request_send')));
     let root = find();
     let mounted: string | undefined;
     if (!root && !roots.some((r) => fs.existsSync(path.join(r, 'events')))) {
-      // Not mounted (no systemd to do it, as in a container): mounted for the run, at the
-      // place the kernel keeps for it, and unmounted by close().
+      // Not mounted (no systemd to do it, as in a container): mounted for the run at a
+      // place of its own, so that the system's view and another run's are left alone, and
+      // unmounted by close().
+      mounted = fs.mkdtempSync(path.join(mountParent, 'strata-tracefs-'));
       try {
-        execFileSync('mount', ['-t', 'tracefs', 'nodev', roots[0]!], { stdio: ['ignore', 'ignore', 'pipe'] });
+        execFileSync('mount', ['-t', 'tracefs', 'nodev', mounted], { stdio: ['ignore', 'ignore', 'pipe'] });
       } catch (e) {
-        return `tracefs is not mounted, and mounting it at ${roots[0]} failed: ${firstLine(e)}`;
+        fs.rmdirSync(mounted);
+        return `tracefs is not mounted, and mounting it failed: ${firstLine(e)}`;
       }
-      mounted = roots[0];
-      root = find();
+      root = fs.existsSync(path.join(mounted, 'events/fuse/fuse_request_send')) ? mounted : undefined;
     }
-    const t = new FuseRequestTrace(root ? path.join(root, 'instances', `strata-bench-${process.pid}`) : '', mounted);
+    const t = new FuseRequestTrace(root ? path.join(root, 'instances', `strata-bench-${process.pid}-${++instances}`) : '', mounted);
     if (!root) {
       t.close();
       return 'this kernel has no fuse tracepoints (fuse_request_send, fuse_request_end)';
@@ -178,7 +184,10 @@ export class FuseRequestTrace {
       fs.rmdirSync(this.dir);
       this.made = false;
     }
-    if (this.mounted) execFileSync('umount', [this.mounted], { stdio: 'ignore' });
+    if (this.mounted) {
+      execFileSync('umount', [this.mounted], { stdio: 'ignore' });
+      fs.rmdirSync(this.mounted);
+    }
   }
 }
 

@@ -60,19 +60,28 @@ describe('FuseRequestTrace.open', () => {
     expect(isMounted(fake)).toBe(false);
   });
 
-  it('mounts tracefs where it is missing, makes its instance there, and takes both away at close', () => {
-    const at = path.join(tmp, 'tracefs');
-    fs.mkdirSync(at);
-    const t = FuseRequestTrace.open([at]);
+  it('mounts tracefs at a place of its own where it is missing, makes its instance there, and takes both away at close', () => {
+    const missing = path.join(tmp, 'not-mounted');
+    const parent = path.join(tmp, 'mounts');
+    fs.mkdirSync(missing);
+    fs.mkdirSync(parent);
+    const t = FuseRequestTrace.open([missing], parent);
     if (typeof t === 'string') throw new Error(t);
     try {
-      expect(isMounted(at)).toBe(true);
-      expect(fs.readdirSync(path.join(at, 'instances'))).toContain(`strata-bench-${process.pid}`);
-      expect(fs.readFileSync(path.join(at, 'instances', `strata-bench-${process.pid}`, 'trace_clock'), 'utf8')).toContain('[mono]');
+      expect(isMounted(missing)).toBe(false);
+      const [at, ...more] = fs.readdirSync(parent).map((e) => path.join(parent, e));
+      expect(more).toEqual([]);
+      expect(isMounted(at!)).toBe(true);
+      const [inst] = fs.readdirSync(path.join(at!, 'instances')).filter((e) => e.startsWith(`strata-bench-${process.pid}-`));
+      expect(fs.readFileSync(path.join(at!, 'instances', inst!, 'trace_clock'), 'utf8')).toContain('[mono]');
+      // A second trace at the same time gets an instance of its own.
+      const t2 = FuseRequestTrace.open([missing], parent);
+      if (typeof t2 === 'string') throw new Error(t2);
+      t2.close();
     } finally {
       t.close();
     }
-    expect(isMounted(at)).toBe(false);
+    expect(fs.readdirSync(parent)).toEqual([]);
   });
 
   it('finds no FUSE connection on a directory of another filesystem', () => {
