@@ -52,6 +52,7 @@ export async function serveUnion(flags: MountFlags, o: Map<string, string>, m: U
       journalDelayMs: journalDelayOf(o),
       volatile: volatileOf(o),
       syncCopyUp: o.has('sync_copyup'),
+      keepListings: (opts.timeouts?.entry ?? 0) >= CACHE_TIMEOUT_S && (opts.timeouts?.attr ?? 0) >= CACHE_TIMEOUT_S,
     });
     if (m.indexFile) {
       const draw = progressLine();

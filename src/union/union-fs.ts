@@ -49,6 +49,16 @@ export interface UnionOptions extends StackSpec {
    * sees (sync(2), msync of a passed-through mapping, RWF_SYNC writes).
    */
   syncCopyUp?: boolean;
+  /**
+   * The kernel keeps the listings of upper and merged directories too, not only of
+   * lower-only ones: for a mount whose upper dir changes only through it (the long default
+   * cache lifetimes assume so; a shortened -o timeout or --entry-timeout says it may not).
+   * Every change to a listing is a request on that directory (create, mkdir, link,
+   * symlink, mknod, unlink, rmdir, rename), which makes the kernel drop what it kept;
+   * what a copy-up does on its own (directories copied up, hard-link siblings linked)
+   * changes no name, type or inode number in any listing.
+   */
+  keepListings?: boolean;
 }
 
 export interface UnionHandle extends FdHandle {
@@ -768,9 +778,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     });
   }
 
-  /** A directory only in lower layers never changes except through this mount. */
+  /** A directory only in lower layers never changes except through this mount; see keepListings for the others. */
   opendir(_ctx: Context, node: Node): { cache: boolean } {
-    return { cache: !node.data.upper };
+    return { cache: !node.data.upper || this.opts.keepListings === true };
   }
 
   readdir(_ctx: Context, node: Node): DirEntry[] {

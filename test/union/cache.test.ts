@@ -2,9 +2,11 @@
 // dir changes only through the mount), shortened by --entry-timeout/--attr-timeout or
 // fuse-overlayfs's -o timeout=S. What the kernel keeps is seen by changing the upper dir
 // behind the mount's back, which users must not do, and which is exactly why it shows.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FuseRequestTrace, fuseConnection } from '../../src/bench/fuse-requests.js';
 import { cleanupsAfterEach, mountWith, tmpdir } from '../helpers/mount.js';
 
 describe('kernel cache lifetimes of upper objects', () => {
@@ -133,5 +135,90 @@ describe('side effects of a copy-up reach the kernel', () => {
     const [viaMount, onDisk] = seen(mnt, upper, 'd/e/g');
     expect(viaMount).toBe(onDisk);
     expect(viaMount.split(' ')[0]).not.toBe(String(before));
+  });
+});
+
+describe('listings of upper and merged directories', () => {
+  const cleanups = cleanupsAfterEach();
+
+  /** Names and d_ino of a listing (getdents), with each name's st_ino by lstat, through python's scandir. */
+  function listing(dir: string): Array<[string, string, string]> {
+    const py = 'import os,sys,json; d=sys.argv[1]; print(json.dumps(sorted([e.name, str(e.inode()), str(os.lstat(os.path.join(d, e.name)).st_ino)] for e in os.scandir(d))))';
+    return JSON.parse(execFileSync('python3', ['-c', py, dir], { encoding: 'utf8' })) as Array<[string, string, string]>;
+  }
+  const names = (dir: string): string[] => {
+    const l = listing(dir);
+    for (const [n, dIno, stIno] of l) expect(dIno, `${dir}/${n}: d_ino against st_ino`).toBe(stIno);
+    return l.map(([n]) => n);
+  };
+
+  /** A mount over a lower layer with d/{a,b,h1}, e/{h2,x} (h1 and h2 one file); d made merged through the mount. */
+  function mounted(name: string, extra: string[] = []): { mnt: string; upper: string } {
+    const base = tmpdir(name);
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of [lower, upper, work, mnt, `${lower}/d`, `${lower}/e`]) fs.mkdirSync(d);
+    for (const f of ['d/a', 'd/b', 'd/h1', 'e/x']) fs.writeFileSync(path.join(lower, f), f);
+    fs.linkSync(path.join(lower, 'd/h1'), path.join(lower, 'e/h2'));
+    const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work, ...extra], mnt);
+    cleanups.push(() => m.cleanup());
+    fs.writeFileSync(path.join(mnt, 'd/n'), 'n');
+    return { mnt, upper };
+  }
+
+  /** READDIR and READDIRPLUS requests the mount gets while `f` runs. */
+  function readdirRequests(mnt: string, f: () => void): number {
+    const t = FuseRequestTrace.open();
+    if (typeof t === 'string') throw new Error(t);
+    try {
+      t.start(fuseConnection(mnt)!);
+      f();
+      const { ops } = t.stop();
+      return (ops.get('READDIR')?.sent ?? 0) + (ops.get('READDIRPLUS')?.sent ?? 0);
+    } finally {
+      t.close();
+    }
+  }
+
+  it('are kept by the kernel, and every change through the mount shows in the next one', () => {
+    const { mnt, upper } = mounted('listings-kept');
+    const d = path.join(mnt, 'd');
+    expect(fs.existsSync(path.join(upper, 'd'))).toBe(true);
+    expect(names(d)).toEqual(['a', 'b', 'h1', 'n']);
+    expect(readdirRequests(mnt, () => expect(names(d)).toEqual(['a', 'b', 'h1', 'n']))).toBe(0);
+    // Each change, then what d and e list.
+    const steps: Array<[string, () => void, string[], string[]]> = [
+      ['create', () => fs.writeFileSync(path.join(d, 'c'), ''), ['a', 'b', 'c', 'h1', 'n'], ['h2', 'x']],
+      ['unlink of a lower file', () => fs.unlinkSync(path.join(d, 'a')), ['b', 'c', 'h1', 'n'], ['h2', 'x']],
+      ['rename in the directory', () => fs.renameSync(path.join(d, 'b'), path.join(d, 'b2')), ['b2', 'c', 'h1', 'n'], ['h2', 'x']],
+      ['mkdir', () => fs.mkdirSync(path.join(d, 'sub')), ['b2', 'c', 'h1', 'n', 'sub'], ['h2', 'x']],
+      ['symlink', () => fs.symlinkSync('c', path.join(d, 's')), ['b2', 'c', 'h1', 'n', 's', 'sub'], ['h2', 'x']],
+      ['link from another directory', () => fs.linkSync(path.join(mnt, 'e/x'), path.join(d, 'x2')), ['b2', 'c', 'h1', 'n', 's', 'sub', 'x2'], ['h2', 'x']],
+      ['rename from another directory', () => fs.renameSync(path.join(mnt, 'e/x'), path.join(d, 'x')), ['b2', 'c', 'h1', 'n', 's', 'sub', 'x', 'x2'], ['h2']],
+      ['rename to another directory', () => fs.renameSync(path.join(d, 'n'), path.join(mnt, 'e/n')), ['b2', 'c', 'h1', 's', 'sub', 'x', 'x2'], ['h2', 'n']],
+      ['rmdir', () => fs.rmdirSync(path.join(d, 'sub')), ['b2', 'c', 'h1', 's', 'x', 'x2'], ['h2', 'n']],
+    ];
+    for (const [what, change, wantD, wantE] of steps) {
+      change();
+      expect(names(d), what).toEqual(wantD);
+      expect(names(path.join(mnt, 'e')), what).toEqual(wantE);
+    }
+    // A copy-up's own changes: chmod of e/h2 copies up the hard-link set and links d/h1
+    // into the upper dir behind the kernel's back. The kept listing stays true: same names,
+    // same inode numbers.
+    const before = listing(d);
+    fs.chmodSync(path.join(mnt, 'e/h2'), 0o600);
+    expect(fs.statSync(path.join(upper, 'd/h1')).ino).toBe(fs.statSync(path.join(upper, 'e/h2')).ino);
+    expect(listing(d)).toEqual(before);
+    expect(names(d)).toEqual(['b2', 'c', 'h1', 's', 'x', 'x2']);
+  });
+
+  it('are not kept when the cache lifetimes are shortened (-o timeout=0): the upper dir may change behind the mount', () => {
+    const { mnt, upper } = mounted('listings-timeout0', ['-o', 'timeout=0']);
+    const d = path.join(mnt, 'd');
+    expect(names(d)).toEqual(['a', 'b', 'h1', 'n']);
+    expect(readdirRequests(mnt, () => expect(names(d)).toEqual(['a', 'b', 'h1', 'n']))).toBeGreaterThan(0);
+    fs.writeFileSync(path.join(upper, 'd/behind'), '');
+    expect(names(d)).toEqual(['a', 'b', 'behind', 'h1', 'n']);
   });
 });
