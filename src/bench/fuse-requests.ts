@@ -11,10 +11,9 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { decodeDev } from '../fs/attr.js';
+import { mountAt } from '../fuse/mount.js';
 import { percentile } from './measure.js';
 
-const FUSE_SUPER_MAGIC = 0x65735546;
 const ROOTS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 const EVENTS = ['fuse_request_send', 'fuse_request_end'];
 /** Per CPU. A run's events are read after it (reading during it would compete with the workload for the CPUs); a trace that overran says so. */
@@ -38,12 +37,10 @@ export interface RequestStats {
   lost?: boolean;
 }
 
-/** The kernel's dev_t of the FUSE connection serving `dir`, or undefined when it is no FUSE mount. */
+/** The kernel's dev_t of the FUSE connection mounted at `dir` (the number the tracepoints print), or undefined when no FUSE filesystem is mounted there. */
 export function fuseConnection(dir: string): number | undefined {
-  if (fs.statfsSync(dir).type !== FUSE_SUPER_MAGIC) return undefined;
-  // The tracepoints print the kernel's encoding (major << 20 | minor), not glibc's.
-  const { major, minor } = decodeDev(fs.statSync(dir).dev);
-  return major * 2 ** 20 + minor;
+  const m = mountAt(dir);
+  return m && (m.fstype === 'fuse' || m.fstype.startsWith('fuse.')) ? m.dev : undefined;
 }
 
 /** Requests of one run by opcode: how many were sent, and the latency of each answered one. */

@@ -84,7 +84,7 @@ describe('FuseRequestTrace.open', () => {
     expect(fs.readdirSync(parent)).toEqual([]);
   });
 
-  it('finds no FUSE connection on a directory of another filesystem', () => {
+  it('finds no FUSE connection where no FUSE filesystem is mounted', () => {
     expect(fuseConnection(tmp)).toBeUndefined();
   });
 });
