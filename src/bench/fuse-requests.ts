@@ -74,35 +74,38 @@ export function parseTrace(text: string): OpLatencies {
   return out;
 }
 
-/** Figures of several runs as per-run means (the median latency over all their requests). */
+/** Figures of several runs as per-run means (the median latency over all their requests), opcodes by time. */
 export function mergeRuns(runs: OpLatencies[], lost: boolean): RequestStats {
-  const all: OpLatencies = new Map();
+  const all = new Map<string, { sent: number; latenciesUs: number[]; totalUs: number }>();
   for (const r of runs)
     for (const [op, e] of r) {
-      const a = all.get(op) ?? { sent: 0, latenciesUs: [] };
+      const a = all.get(op) ?? { sent: 0, latenciesUs: [], totalUs: 0 };
       a.sent += e.sent;
       a.latenciesUs.push(...e.latenciesUs);
+      a.totalUs += e.latenciesUs.reduce((x, y) => x + y, 0);
       all.set(op, a);
     }
   const ops: Record<string, OpStats> = {};
-  for (const [op, e] of [...all].sort((a, b) => sum(b[1].latenciesUs) - sum(a[1].latenciesUs)))
-    ops[op] = { count: e.sent / runs.length, totalMs: sum(e.latenciesUs) / 1000 / runs.length, p50Us: e.latenciesUs.length ? percentile(e.latenciesUs, 0.5) : 0 };
+  for (const [op, e] of [...all].sort((a, b) => b[1].totalUs - a[1].totalUs))
+    ops[op] = { count: e.sent / runs.length, totalMs: e.totalUs / 1000 / runs.length, p50Us: e.latenciesUs.length ? percentile(e.latenciesUs, 0.5) : 0 };
   return { ops, runs: runs.length, ...(lost ? { lost } : {}) };
 }
 
-const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
-
 /** Instances made by this process: two traces open at once get distinct ones. */
 let instances = 0;
+
+/** Unmounts and removes a tracefs mount point open() made (nothing for undefined). */
+function release(mounted: string | undefined): void {
+  if (!mounted) return;
+  execFileSync('umount', [mounted], { stdio: 'ignore' });
+  fs.rmdirSync(mounted);
+}
 
 /**
  * A tracing instance for one bench run at a time. `open` returns why it cannot be had
  * instead (no tracefs, no fuse tracepoints in this kernel, no permission).
  */
 export class FuseRequestTrace {
-  /** Whether the instance dir exists (close() removes it). */
-  private made = false;
-
   private constructor(
     private readonly dir: string,
     /** Where open() mounted tracefs itself, to unmount it at close(). */
@@ -110,8 +113,8 @@ export class FuseRequestTrace {
   ) {}
 
   static open(roots: readonly string[] = ROOTS, mountParent = os.tmpdir()): FuseRequestTrace | string {
-    const find = (): string | undefined => roots.find((r) => fs.existsSync(path.join(r, 'events/fuse/fuse_request_send')));
-    let root = find();
+    const withFuse = (r: string): boolean => fs.existsSync(path.join(r, 'events/fuse/fuse_request_send'));
+    let root = roots.find(withFuse);
     let mounted: string | undefined;
     if (!root && !roots.some((r) => fs.existsSync(path.join(r, 'events')))) {
       // Not mounted (no systemd to do it, as in a container): mounted for the run at a
@@ -124,22 +127,27 @@ export class FuseRequestTrace {
         fs.rmdirSync(mounted);
         return `tracefs is not mounted, and mounting it failed: ${firstLine(e)}`;
       }
-      root = fs.existsSync(path.join(mounted, 'events/fuse/fuse_request_send')) ? mounted : undefined;
+      if (withFuse(mounted)) root = mounted;
     }
-    const t = new FuseRequestTrace(root ? path.join(root, 'instances', `strata-bench-${process.pid}-${++instances}`) : '', mounted);
     if (!root) {
-      t.close();
+      release(mounted);
       return 'this kernel has no fuse tracepoints (fuse_request_send, fuse_request_end)';
     }
+    const dir = path.join(root, 'instances', `strata-bench-${process.pid}-${++instances}`);
     try {
-      fs.mkdirSync(t.dir);
-      t.made = true;
+      fs.mkdirSync(dir);
+    } catch (e) {
+      release(mounted);
+      return `cannot make a tracing instance at ${dir}: ${firstLine(e)}`;
+    }
+    const t = new FuseRequestTrace(dir, mounted);
+    try {
       // A clock that agrees across CPUs: a request is sent on the caller's, ended on the daemon's.
       t.write('trace_clock', 'mono');
       t.write('buffer_size_kb', String(BUFFER_KB));
     } catch (e) {
       t.close();
-      return `cannot set up a tracing instance at ${t.dir}: ${firstLine(e)}`;
+      return `cannot set up the tracing instance at ${dir}: ${firstLine(e)}`;
     }
     return t;
   }
@@ -148,43 +156,50 @@ export class FuseRequestTrace {
     fs.writeFileSync(path.join(this.dir, file), value);
   }
 
-  /** Starts recording the requests of the connection `fuseConnection` gave. */
-  start(connection: number): void {
+  private enable(on: boolean): void {
+    this.write('tracing_on', '0');
+    for (const e of EVENTS) this.write(`events/fuse/${e}/enable`, on ? '1' : '0');
+    if (on) this.write('tracing_on', '1');
+  }
+
+  /** Starts recording the requests of the connection `fuseConnection` gave, from an empty buffer. */
+  private start(connection: number): void {
     this.write('tracing_on', '0');
     this.write('trace', '');
-    for (const e of EVENTS) {
-      this.write(`events/fuse/${e}/filter`, `connection == ${connection}`);
-      this.write(`events/fuse/${e}/enable`, '1');
-    }
-    this.write('tracing_on', '1');
+    for (const e of EVENTS) this.write(`events/fuse/${e}/filter`, `connection == ${connection}`);
+    this.enable(true);
   }
 
   /** Stops recording and returns what was recorded since start, by opcode, and whether the buffer overran. */
-  stop(): { ops: OpLatencies; lost: boolean } {
-    this.write('tracing_on', '0');
-    for (const e of EVENTS) this.write(`events/fuse/${e}/enable`, '0');
+  private stop(): { ops: OpLatencies; lost: boolean } {
+    this.enable(false);
     const ops = parseTrace(fs.readFileSync(path.join(this.dir, 'trace'), 'latin1'));
     const lost = fs.readdirSync(path.join(this.dir, 'per_cpu')).some((cpu) => /^overrun: [1-9]/m.test(fs.readFileSync(path.join(this.dir, 'per_cpu', cpu, 'stats'), 'utf8')));
-    this.write('trace', '');
     return { ops, lost };
+  }
+
+  /** `f`'s result and the requests of `connection` while it ran (recording stops also when it throws). */
+  record<T>(connection: number, f: () => T): { result: T; ops: OpLatencies; lost: boolean } {
+    this.start(connection);
+    let result: T;
+    try {
+      result = f();
+    } catch (e) {
+      this.stop();
+      throw e;
+    }
+    return { result, ...this.stop() };
   }
 
   /** Removes the instance (its buffers go with it), and tracefs if open() mounted it. */
   close(): void {
-    if (this.made) {
-      try {
-        this.write('tracing_on', '0');
-        for (const e of EVENTS) this.write(`events/fuse/${e}/enable`, '0');
-      } catch {
-        // Removing it below stops everything anyway.
-      }
-      fs.rmdirSync(this.dir);
-      this.made = false;
+    try {
+      this.enable(false);
+    } catch {
+      // Removing the instance below stops everything anyway.
     }
-    if (this.mounted) {
-      execFileSync('umount', [this.mounted], { stdio: 'ignore' });
-      fs.rmdirSync(this.mounted);
-    }
+    fs.rmdirSync(this.dir);
+    release(this.mounted);
   }
 }
 

@@ -15,7 +15,7 @@ import { mountsUnder, unmount } from './mounts.js';
 import type { BenchResults, Cell, WorkloadResult } from './results.js';
 import { sizeProfile, type SizeName } from './sizes.js';
 import { makeStage, type Stage } from './stage.js';
-import { selectWorkloads, type RunCtx } from './workloads.js';
+import { selectWorkloads, type Outcome, type RunCtx } from './workloads.js';
 
 export interface BenchOptions {
   size: SizeName;
@@ -121,18 +121,15 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
               w.prepare?.(c);
               o.tamper?.('before', c, w.id, d.name);
               const connection = trace && !warm ? fuseConnection(m.root) : undefined;
-              if (connection !== undefined) trace!.start(connection);
-              let out;
-              try {
-                out = w.run(c);
-              } finally {
-                if (connection !== undefined) {
-                  const got = trace!.stop();
-                  const r = requests.get(d.name) ?? { runs: [], lost: false };
-                  r.runs.push(got.ops);
-                  r.lost ||= got.lost;
-                  requests.set(d.name, r);
-                }
+              let out: Outcome;
+              if (connection === undefined) out = w.run(c);
+              else {
+                const got = trace!.record(connection, () => w.run(c));
+                out = got.result;
+                const r = requests.get(d.name) ?? { runs: [], lost: false };
+                r.runs.push(got.ops);
+                r.lost ||= got.lost;
+                requests.set(d.name, r);
               }
               o.tamper?.('after', c, w.id, d.name);
               const problems = w.check(c, out);

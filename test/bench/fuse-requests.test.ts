@@ -108,13 +108,13 @@ describe('FuseRequestTrace on two stratafs mounts', () => {
     const t = FuseRequestTrace.open();
     if (typeof t === 'string') throw new Error(t);
     try {
-      t.start(conn!);
-      for (let i = 0; i < 5; i++) {
-        fs.chmodSync(path.join(a, `f${i}`), 0o600);
-        fs.chmodSync(path.join(b, `f${i}`), 0o600);
-        fs.mkdirSync(path.join(b, `d${i}`));
-      }
-      const { ops, lost } = t.stop();
+      const { ops, lost } = t.record(conn!, () => {
+        for (let i = 0; i < 5; i++) {
+          fs.chmodSync(path.join(a, `f${i}`), 0o600);
+          fs.chmodSync(path.join(b, `f${i}`), 0o600);
+          fs.mkdirSync(path.join(b, `d${i}`));
+        }
+      });
       expect(lost).toBe(false);
       expect(ops.get('SETATTR')).toMatchObject({ sent: 5, latenciesUs: [expect.any(Number), expect.any(Number), expect.any(Number), expect.any(Number), expect.any(Number)] });
       expect(ops.get('LOOKUP')!.sent).toBe(5);

@@ -171,9 +171,7 @@ describe('listings of upper and merged directories', () => {
     const t = FuseRequestTrace.open();
     if (typeof t === 'string') throw new Error(t);
     try {
-      t.start(fuseConnection(mnt)!);
-      f();
-      const { ops } = t.stop();
+      const { ops } = t.record(fuseConnection(mnt)!, f);
       return (ops.get('READDIR')?.sent ?? 0) + (ops.get('READDIRPLUS')?.sent ?? 0);
     } finally {
       t.close();
