@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { PathIndex } from '../index/path-index.js';
 import { dropCaches, median } from './measure.js';
-import { fuseOverlayfsMount, kernelOverlayMount, onPath, strataMount, type BenchMount } from './mounts.js';
+import { daemonMemory, fuseOverlayfsMount, kernelOverlayMount, onPath, strataMount, type BenchMount } from './mounts.js';
 import { ramExt4 } from './scratch-fs.js';
 
 const { values } = parseArgs({
@@ -110,21 +110,6 @@ function coldLookups(d: Driver, lowers: string[], base: string, paths: string[])
   return median(runs);
 }
 
-function daemonRss(pidOfMount: string): { rss: number; hwm: number } {
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (!fs.readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0').includes(pidOfMount)) continue;
-      const status = fs.readFileSync(`/proc/${e}/status`, 'utf8');
-      const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)![1]) * 1024;
-      return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-    } catch {
-      /* gone */
-    }
-  }
-  throw new Error(`no daemon found for ${pidOfMount}`);
-}
-
 function buildBigImage(root: string, files: number): { dir: string; entries: number } {
   const dir = path.join(root, 'big');
   const perDir = 100;
@@ -198,7 +183,8 @@ async function main(): Promise<void> {
         }
       };
       walk(m.mnt);
-      const mem = daemonRss(m.mnt);
+      const mem = daemonMemory(m.mnt);
+      if (!mem) throw new Error(`no daemon found for ${m.mnt}`);
       results.memory = { entriesWalked: seen, ...mem };
       process.stdout.write(`Daemon memory after stat of all ${seen} entries: RSS ${(mem.rss / 2 ** 20).toFixed(0)} MiB, peak ${(mem.hwm / 2 ** 20).toFixed(0)} MiB\n`);
     } finally {

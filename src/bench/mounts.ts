@@ -71,6 +71,30 @@ export function unmount(mnt: string): void {
   }
 }
 
+/** Memory of the processes serving a FUSE mount, in bytes: now (VmRSS) and at its peak (VmHWM). */
+export interface DaemonMemory {
+  rss: number;
+  hwm: number;
+}
+
+/**
+ * The memory of the daemons serving mnt (found by their /dev/fuse connection), summed;
+ * undefined when no process serves it (a kernel filesystem, or the daemon is gone).
+ */
+export function daemonMemory(mnt: string): DaemonMemory | undefined {
+  let out: DaemonMemory | undefined;
+  for (const pid of servingPids(mnt)) {
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+      out = { rss: (out?.rss ?? 0) + kb('VmRSS'), hwm: (out?.hwm ?? 0) + kb('VmHWM') };
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 /** Starts `strata <args> MNT` in the background; returns once the mount answers. */
 export function strataMount(args: string[], mnt: string, cli: string[] = STRATA_CLI): BenchMount {
   fs.mkdirSync(mnt, { recursive: true });

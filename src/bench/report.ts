@@ -8,13 +8,21 @@ import { compare, failures, type BenchResults, type Cell, type WorkloadResult } 
 
 const MiB = 2 ** 20;
 
-function cells(c: Cell | undefined, latency: boolean): string[] {
-  const blank = latency ? ['', '', '', ''] : ['', '', ''];
+/** The optional columns of a workload's table: latency percentiles, the daemon's memory. */
+interface Extra {
+  latency: boolean;
+  memory: boolean;
+}
+
+function cells(c: Cell | undefined, x: Extra): string[] {
+  // Every column after the first: the spread, the ratio and the optional ones.
+  const blank = Array<string>(2 + Number(x.latency) + Number(x.memory)).fill('');
   if (!c) return ['', ...blank];
   if (c.status === 'skip') return [`skipped: ${c.reason}`, ...blank];
   if (c.status === 'fail') return [`**FAIL**: ${c.reason.replace(/\|/g, '\\|')}`, ...blank];
   const out = [fmtTime(c.median), `${fmtTime(c.min)} – ${fmtTime(c.max)}`, c.ratio === undefined ? 'n/a' : `${c.ratio.toFixed(2)}x`];
-  if (latency) out.push(c.p50 === undefined ? '' : `p50 ${fmtTime(c.p50)}, p99 ${fmtTime(c.p99!)}`);
+  if (x.latency) out.push(c.p50 === undefined ? '' : `p50 ${fmtTime(c.p50)}, p99 ${fmtTime(c.p99!)}`);
+  if (x.memory) out.push(c.daemonRss === undefined ? '' : `${(c.daemonRss / MiB).toFixed(1)} MiB`);
   return out;
 }
 
@@ -87,10 +95,14 @@ export function formatReport(r: BenchResults): string {
     `"vs ${refLabel}": its median time / the driver's (above 1.00 = faster than ${refLabel}).`,
   ];
   for (const w of r.workloads) {
-    const latency = Object.values(w.cells).some((c) => c.status === 'ok' && c.p50 !== undefined);
+    const ok = Object.values(w.cells).filter((c) => c.status === 'ok');
+    const x: Extra = { latency: ok.some((c) => c.p50 !== undefined), memory: ok.some((c) => c.daemonRss !== undefined) };
     lines.push('', `### \`${w.id}\`: ${w.title}`, '');
-    lines.push(`| driver | median | min – max | vs ${refLabel} |${latency ? ' open + first write |' : ''}`, `|---|---:|---:|---:|${latency ? '---|' : ''}`);
-    for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], latency).join(' | ')} |`);
+    lines.push(
+      `| driver | median | min – max | vs ${refLabel} |${x.latency ? ' open + first write |' : ''}${x.memory ? ' daemon RSS after |' : ''}`,
+      `|---|---:|---:|---:|${x.latency ? '---|' : ''}${x.memory ? '---:|' : ''}`,
+    );
+    for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], x).join(' | ')} |`);
     lines.push(...requestTable(w, r));
   }
   if (r.requestsUnavailable) lines.push('', `FUSE requests not counted: ${r.requestsUnavailable}.`);

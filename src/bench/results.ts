@@ -7,7 +7,15 @@ import type { Sample } from './measure.js';
 import type { SizeName } from './sizes.js';
 
 export type Cell =
-  | ({ status: 'ok'; ratio?: number; p50?: number; p99?: number; requests?: RequestStats } & Sample)
+  | ({
+      status: 'ok';
+      ratio?: number;
+      p50?: number;
+      p99?: number;
+      requests?: RequestStats;
+      /** Bytes resident in the daemon serving the mount after a run (median of the runs); FUSE drivers only. */
+      daemonRss?: number;
+    } & Sample)
   | { status: 'fail'; reason: string }
   | { status: 'skip'; reason: string };
 

@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { log } from '../util/log.js';
 import { REFERENCE_DRIVER, selectDrivers, type Mounted, type RunDirs } from './drivers.js';
 import { FuseRequestTrace, fuseConnection, mergeRuns, type OpLatencies } from './fuse-requests.js';
-import { fmtTime, percentile, sample, syncAll } from './measure.js';
-import { mountsUnder, unmount } from './mounts.js';
+import { fmtTime, median, percentile, sample, syncAll } from './measure.js';
+import { daemonMemory, mountsUnder, unmount } from './mounts.js';
 import type { BenchResults, Cell, WorkloadResult } from './results.js';
 import { sizeProfile, type SizeName } from './sizes.js';
 import { makeStage, type Stage } from './stage.js';
@@ -93,6 +93,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       const title = w.title(stage, profile.counts);
       const times = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const latencies = new Map<string, number[]>(live.map((d) => [d.name, []]));
+      // RSS of the daemon serving the mount (FUSE drivers), after each timed run.
+      const rss = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const requests = new Map<string, { runs: OpLatencies[]; lost: boolean }>();
       const failed = new Map<string, string>();
       const rounds = o.repeat + (w.warmup ? 1 : 0);
@@ -137,6 +139,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
               if (!warm) {
                 times.get(d.name)!.push(out.seconds);
                 latencies.get(d.name)!.push(...(out.latencies ?? []));
+                const mem = daemonMemory(m.root);
+                if (mem) rss.get(d.name)!.push(mem.rss);
               }
               progress(`${tag}  ${fmtTime(out.seconds)}`);
             } finally {
@@ -165,12 +169,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
           continue;
         }
         const lat = latencies.get(d.name)!;
+        const mem = rss.get(d.name)!;
         const req = requests.get(d.name);
         cells[d.name] = {
           status: 'ok',
           ...sample(times.get(d.name)!),
           ...(lat.length > 1 ? { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) } : {}),
           ...(req ? { requests: mergeRuns(req.runs, req.lost) } : {}),
+          ...(mem.length ? { daemonRss: median(mem) } : {}),
         };
       }
       const ref = cells[REFERENCE_DRIVER];

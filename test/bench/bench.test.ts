@@ -181,6 +181,23 @@ describe('strata bench, size small', () => {
     expect(text).not.toMatch(/\| overlayfs \(kernel\) \| [\d,]+ \| [\d.]+ (ms|µs|s) \| .* × /);
   });
 
+  it('reports the memory of the daemon serving each FUSE mount after its runs, and none for the kernel\'s', () => {
+    const fuse = onPath('fuse-overlayfs') ? ['stratafs', 'fuse-overlayfs'] : ['stratafs'];
+    for (const w of right.workloads) {
+      for (const d of ['native', 'overlay']) expect(w.cells[d]!.status === 'ok' && w.cells[d]!.daemonRss, `${d} on ${w.id}`).toBeUndefined();
+      for (const d of fuse) {
+        const c = w.cells[d]!;
+        if (c.status !== 'ok') throw new Error(`${d} on ${w.id}: ${JSON.stringify(c)}`);
+        // A live process's resident set: at least its own code (the node binary for stratafs).
+        expect(c.daemonRss, `${d} on ${w.id}`).toBeGreaterThan(d === 'stratafs' ? 16 * 2 ** 20 : 2 ** 20);
+      }
+    }
+    const text = formatReport(right);
+    expect(text).toContain('| driver | median | min – max | vs overlayfs (kernel) | daemon RSS after |');
+    expect(text).toMatch(/\| stratafs \(passthrough on\) \| [\d.]+ (ms|µs|s) \| .* \| [\d.]+x \| [\d.]+ MiB \|\n/);
+    expect(text).toMatch(/\| overlayfs \(kernel\) \| [\d.]+ (ms|µs|s) \| .* \| 1\.00x \|  \|\n/);
+  });
+
   it('starts each round with the next driver, so the slow first runs after staging fall on every driver in turn', async () => {
     const seen: string[] = [];
     await runBench({ ...common, repeat: 3, drivers: ['native', 'overlay', 'stratafs'], workloads: ['warm-walk'], tamper: (phase, _c, _w, d) => void (phase === 'before' && seen.push(d)) });
