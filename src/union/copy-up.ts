@@ -12,7 +12,7 @@ import { fsyncFd, openToKeep, timeArgs, type HostPath } from '../host/files.js';
 import { fsError } from '../fuse/errors.js';
 import { native } from '../native/binding.js';
 import { joinRel, osPath } from '../util/os-path.js';
-import { redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
+import { isOpaqueDir, redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import { lowerData, shownNlink, type UNode } from './node.js';
 import { resolveChild } from './resolve.js';
@@ -494,18 +494,25 @@ export class CopyUp {
    * The upper dir's directories that show a lower directory under another path (renamed:
    * a redirect on them or above them), as lower path -> union path. One walk of the upper
    * dir's directories, made the first time a hard-link set needs it, and again after a
-   * directory rename (forgetMovedDirs).
+   * directory rename (forgetMovedDirs). An opaque directory shows no lower directory, nor
+   * do its children unless a redirect of their own says where theirs is: one made where a
+   * renamed directory was (mkdir after the rename) must not claim the lower path the
+   * renamed one shows, which left hard-link siblings under it unlinked (campaign seed 2844).
    */
   private scanMovedDirs(): Map<string, string> {
     const out = new Map<string, string>();
-    const walk = (rel: string, lowerRel: string): void => {
+    // `lowerRel`: the lower path the directory at `rel` shows; undefined for none.
+    const walk = (rel: string, lowerRel: string | undefined): void => {
       for (const d of fs.readdirSync(this.stack.upperPath(rel), { encoding: 'latin1', withFileTypes: true })) {
         if (!d.isDirectory()) continue;
         const at = joinRel(rel, d.name);
-        const r = redirectOf(this.stack.upperPath(at));
+        const up = this.stack.upperPath(at);
+        const r = redirectOf(up);
         // overlayfs's redirect: absolute from the top lower layer, or a bare name in the parent's lower directory.
-        const lower = r === undefined ? joinRel(lowerRel, d.name) : r.startsWith('/') ? r.replace(/^\/+/, '') : joinRel(lowerRel, r);
-        if (lower !== at) out.set(lower, at);
+        const named = r === undefined ? d.name : r;
+        let lower = named.startsWith('/') ? named.replace(/^\/+/, '') : lowerRel === undefined ? undefined : joinRel(lowerRel, named);
+        if (lower !== undefined && isOpaqueDir(up, this.stack.upperPathString(at))) lower = undefined;
+        if (lower !== undefined && lower !== at) out.set(lower, at);
         walk(at, lower);
       }
     };

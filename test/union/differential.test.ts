@@ -1074,6 +1074,26 @@ add({
 });
 
 add({
+  // A directory made where a renamed one was (mkdir over its whiteout: opaque) shows no
+  // lower directory. The walk that finds where renamed directories went took it for the
+  // one at its lower path (its parent is renamed too, so that path is not its own), and
+  // when the walk came to it after the renamed one (the walk goes in name order), the
+  // hard-link sibling under the renamed directory was left out of the copy-up: one inode
+  // through the mount, two files on disk, so a remount showed the sibling's old data
+  // (campaign seed 2844).
+  name: 'a hard-link sibling under a renamed directory whose old name was made again stays linked',
+  layers: [{ 'p/s/b': 'set\n', a: hl('p/s/b') }],
+  run: (r) => {
+    fs.renameSync(`${r}/p`, `${r}/q`);
+    fs.renameSync(`${r}/q/s`, `${r}/q/k`);
+    fs.mkdirSync(`${r}/q/s`);
+    fs.appendFileSync(`${r}/a`, 'more\n');
+    return [read(`${r}/q/k/b`), statOf(`${r}/q/k/b`).nlink, ino(`${r}/q/k/b`) === ino(`${r}/a`), ls(`${r}/q/s`)];
+  },
+  expect: ['set\nmore\n', 2, true, []],
+});
+
+add({
   name: 'hard-linked lower files keep one inode through copy-up',
   layers: [{ 'h/a': 'shared\n', 'h/b': hl('h/a'), 'other/c': hl('h/a'), 'h/solo': 'solo\n' }, { 'h/top': 'top\n' }],
   run: (r) => {
