@@ -71,10 +71,15 @@ export function unmount(mnt: string): void {
   }
 }
 
-/** Memory of the processes serving a FUSE mount, in bytes: now (VmRSS) and at its peak (VmHWM). */
+/**
+ * Memory of the processes serving a FUSE mount, in bytes: resident now (VmRSS), at its peak
+ * (VmHWM), and the part of it that is the process's own (RssAnon: not pages of the program
+ * and its libraries, which every daemon running them shares).
+ */
 export interface DaemonMemory {
   rss: number;
   hwm: number;
+  anon: number;
 }
 
 /**
@@ -87,7 +92,7 @@ export function daemonMemory(mnt: string): DaemonMemory | undefined {
     try {
       const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
       const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-      out = { rss: (out?.rss ?? 0) + kb('VmRSS'), hwm: (out?.hwm ?? 0) + kb('VmHWM') };
+      out = { rss: (out?.rss ?? 0) + kb('VmRSS'), hwm: (out?.hwm ?? 0) + kb('VmHWM'), anon: (out?.anon ?? 0) + kb('RssAnon') };
     } catch {
       // gone meanwhile
     }

@@ -22,7 +22,7 @@ function cells(c: Cell | undefined, x: Extra): string[] {
   if (c.status === 'fail') return [`**FAIL**: ${c.reason.replace(/\|/g, '\\|')}`, ...blank];
   const out = [fmtTime(c.median), `${fmtTime(c.min)} – ${fmtTime(c.max)}`, c.ratio === undefined ? 'n/a' : `${c.ratio.toFixed(2)}x`];
   if (x.latency) out.push(c.p50 === undefined ? '' : `p50 ${fmtTime(c.p50)}, p99 ${fmtTime(c.p99!)}`);
-  if (x.memory) out.push(c.daemonRss === undefined ? '' : `${(c.daemonRss / MiB).toFixed(1)} MiB`);
+  if (x.memory) out.push(c.daemonRss === undefined ? '' : `${(c.daemonRss / MiB).toFixed(1)} MiB (${(c.daemonAnon! / MiB).toFixed(1)} own)`);
   return out;
 }
 
@@ -99,7 +99,7 @@ export function formatReport(r: BenchResults): string {
     const x: Extra = { latency: ok.some((c) => c.p50 !== undefined), memory: ok.some((c) => c.daemonRss !== undefined) };
     lines.push('', `### \`${w.id}\`: ${w.title}`, '');
     lines.push(
-      `| driver | median | min – max | vs ${refLabel} |${x.latency ? ' open + first write |' : ''}${x.memory ? ' daemon RSS after |' : ''}`,
+      `| driver | median | min – max | vs ${refLabel} |${x.latency ? ' open + first write |' : ''}${x.memory ? ' daemon RSS after (own) |' : ''}`,
       `|---|---:|---:|---:|${x.latency ? '---|' : ''}${x.memory ? '---:|' : ''}`,
     );
     for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], x).join(' | ')} |`);

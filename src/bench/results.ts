@@ -15,6 +15,8 @@ export type Cell =
       requests?: RequestStats;
       /** Bytes resident in the daemon serving the mount after a run (median of the runs); FUSE drivers only. */
       daemonRss?: number;
+      /** The daemon's own part of daemonRss (RssAnon: not the program's and libraries' shared pages). */
+      daemonAnon?: number;
     } & Sample)
   | { status: 'fail'; reason: string }
   | { status: 'skip'; reason: string };

@@ -11,7 +11,7 @@ import { log } from '../util/log.js';
 import { REFERENCE_DRIVER, selectDrivers, type Mounted, type RunDirs } from './drivers.js';
 import { FuseRequestTrace, fuseConnection, mergeRuns, type OpLatencies } from './fuse-requests.js';
 import { fmtTime, median, percentile, sample, syncAll } from './measure.js';
-import { daemonMemory, mountsUnder, unmount } from './mounts.js';
+import { daemonMemory, mountsUnder, unmount, type DaemonMemory } from './mounts.js';
 import type { BenchResults, Cell, WorkloadResult } from './results.js';
 import { sizeProfile, type SizeName } from './sizes.js';
 import { makeStage, type Stage } from './stage.js';
@@ -93,8 +93,8 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       const title = w.title(stage, profile.counts);
       const times = new Map<string, number[]>(live.map((d) => [d.name, []]));
       const latencies = new Map<string, number[]>(live.map((d) => [d.name, []]));
-      // RSS of the daemon serving the mount (FUSE drivers), after each timed run.
-      const rss = new Map<string, number[]>(live.map((d) => [d.name, []]));
+      // Memory of the daemon serving the mount (FUSE drivers), after each timed run.
+      const memory = new Map<string, DaemonMemory[]>(live.map((d) => [d.name, []]));
       const requests = new Map<string, { runs: OpLatencies[]; lost: boolean }>();
       const failed = new Map<string, string>();
       const rounds = o.repeat + (w.warmup ? 1 : 0);
@@ -140,7 +140,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
                 times.get(d.name)!.push(out.seconds);
                 latencies.get(d.name)!.push(...(out.latencies ?? []));
                 const mem = daemonMemory(m.root);
-                if (mem) rss.get(d.name)!.push(mem.rss);
+                if (mem) memory.get(d.name)!.push(mem);
               }
               progress(`${tag}  ${fmtTime(out.seconds)}`);
             } finally {
@@ -169,14 +169,14 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
           continue;
         }
         const lat = latencies.get(d.name)!;
-        const mem = rss.get(d.name)!;
+        const mem = memory.get(d.name)!;
         const req = requests.get(d.name);
         cells[d.name] = {
           status: 'ok',
           ...sample(times.get(d.name)!),
           ...(lat.length > 1 ? { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) } : {}),
           ...(req ? { requests: mergeRuns(req.runs, req.lost) } : {}),
-          ...(mem.length ? { daemonRss: median(mem) } : {}),
+          ...(mem.length ? { daemonRss: median(mem.map((x) => x.rss)), daemonAnon: median(mem.map((x) => x.anon)) } : {}),
         };
       }
       const ref = cells[REFERENCE_DRIVER];

@@ -188,13 +188,16 @@ describe('strata bench, size small', () => {
       for (const d of fuse) {
         const c = w.cells[d]!;
         if (c.status !== 'ok') throw new Error(`${d} on ${w.id}: ${JSON.stringify(c)}`);
-        // A live process's resident set: at least its own code (the node binary for stratafs).
+        // A live process's resident set: at least its own code (the node binary for stratafs),
+        // of which its own memory (heap, stacks) is a part.
         expect(c.daemonRss, `${d} on ${w.id}`).toBeGreaterThan(d === 'stratafs' ? 16 * 2 ** 20 : 2 ** 20);
+        expect(c.daemonAnon, `${d} on ${w.id}`).toBeGreaterThan(0);
+        expect(c.daemonAnon, `${d} on ${w.id}`).toBeLessThan(c.daemonRss!);
       }
     }
     const text = formatReport(right);
-    expect(text).toContain('| driver | median | min – max | vs overlayfs (kernel) | daemon RSS after |');
-    expect(text).toMatch(/\| stratafs \(passthrough on\) \| [\d.]+ (ms|µs|s) \| .* \| [\d.]+x \| [\d.]+ MiB \|\n/);
+    expect(text).toContain('| driver | median | min – max | vs overlayfs (kernel) | daemon RSS after (own) |');
+    expect(text).toMatch(/\| stratafs \(passthrough on\) \| [\d.]+ (ms|µs|s) \| .* \| [\d.]+x \| [\d.]+ MiB \([\d.]+ own\) \|\n/);
     expect(text).toMatch(/\| overlayfs \(kernel\) \| [\d.]+ (ms|µs|s) \| .* \| 1\.00x \|  \|\n/);
   });
 
