@@ -668,6 +668,8 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // layers have, must hide theirs.
     if (src.type === C.S_IFDIR && src.data.lowers.length === 0 && lowerHasName(this.stack, newParent, newName)) setOpaque(from);
     if (exchange && dst!.type === C.S_IFDIR && dst!.data.lowers.length === 0 && srcLowerName) setOpaque(to);
+    // A file the rename replaces loses that name as by an unlink (takeName).
+    if (dst && !exchange && dst !== src) this.keepForLowerOpens(dst, to);
     const target = exchange ? undefined : lstatHost(to);
     if (target && isWhiteout(target)) {
       // A name deleted from a lower layer: swap the object in for the whiteout (a

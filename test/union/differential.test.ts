@@ -480,6 +480,38 @@ add({
 });
 
 add({
+  // The same when a rename of another file replaces the name: until session 16 the daemon
+  // kept no fd of the copy then, and fstat through the old fd failed with ESTALE (campaign
+  // seed 2998, there after a rename of the file's directory and an fchmod through the fd).
+  name: 'fstat through a read-only fd opened before a copy-up, after a rename replaced the name, shows the copy',
+  layers: [{ 'u/chmod': 'data\n', 'u/fchmod': 'data\n', 'u/plain': 'data\n', 'v/chmod': 'new\n', 'v/fchmod': 'new\n', 'v/plain': 'new\n' }],
+  run: (r) => {
+    const changes: Record<string, (p: string, fd: number) => void> = {
+      chmod: (p) => fs.chmodSync(p, 0o600),
+      fchmod: (_p, fd) => fs.fchmodSync(fd, 0o640),
+      plain: () => {},
+    };
+    return Object.entries(changes).map(([n, change]) => {
+      const p = `${r}/u/${n}`;
+      const fd = fs.openSync(p, 'r');
+      try {
+        change(p, fd);
+        fs.renameSync(`${r}/v/${n}`, p);
+        const st = fs.fstatSync(fd);
+        return [n, st.nlink, st.mode & 0o7777, st.size, read(p)];
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
+  },
+  expect: [
+    ['chmod', 0, 0o600, 5, 'new\n'],
+    ['fchmod', 0, 0o640, 5, 'new\n'],
+    ['plain', 1, 0o644, 5, 'new\n'],
+  ],
+});
+
+add({
   name: 'fds whose object lost its last name without a copy-up: fstat of an open dir after rmdir, fchmod of a hard-linked file after unlink',
   // A lone file (no other name) is in test/union/nameless-fd.test.ts: overlayfs fails there.
   layers: [{ 'd/x': 'x\n', h: 'data\n', h2: hl('h'), e: d() }],
