@@ -12,10 +12,12 @@
         "src/stat.c",
         "src/xattr.c",
         "src/copy.c",
-        "src/socket.c"
+        "src/socket.c",
+        "src/memory.cc"
       ],
       "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra"],
+      "cflags": ["-Wall", "-Wextra"],
+      "cflags_c": ["-std=gnu11"],
       "configurations": {
         "Release": {
           "cflags!": ["-O3"],

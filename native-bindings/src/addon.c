@@ -85,6 +85,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("capSysAdmin", js_cap_sys_admin),
       FN("socketpair", js_socketpair),
       FN("recvFd", js_recv_fd),
+      FN("lowMemory", js_low_memory),
   };
   if (napi_define_properties(env, exports, sizeof(fns) / sizeof(fns[0]),
                              fns) != napi_ok)

@@ -3,6 +3,10 @@
 
 #include <node_api.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define DECL(name) napi_value name(napi_env env, napi_callback_info info)
 
 /* device.c */
@@ -47,7 +51,13 @@ DECL(js_copy_small);
 /* socket.c */
 DECL(js_socketpair);
 DECL(js_recv_fd);
+/* memory.cc */
+DECL(js_low_memory);
 
 #undef DECL
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

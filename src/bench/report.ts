@@ -14,6 +14,8 @@ interface Extra {
   memory: boolean;
 }
 
+const memory = (m: { rss: number; anon: number }): string => `${(m.rss / MiB).toFixed(1)} MiB (${(m.anon / MiB).toFixed(1)} own)`;
+
 function cells(c: Cell | undefined, x: Extra): string[] {
   // Every column after the first: the spread, the ratio and the optional ones.
   const blank = Array<string>(2 + Number(x.latency) + Number(x.memory)).fill('');
@@ -22,7 +24,7 @@ function cells(c: Cell | undefined, x: Extra): string[] {
   if (c.status === 'fail') return [`**FAIL**: ${c.reason.replace(/\|/g, '\\|')}`, ...blank];
   const out = [fmtTime(c.median), `${fmtTime(c.min)} – ${fmtTime(c.max)}`, c.ratio === undefined ? 'n/a' : `${c.ratio.toFixed(2)}x`];
   if (x.latency) out.push(c.p50 === undefined ? '' : `p50 ${fmtTime(c.p50)}, p99 ${fmtTime(c.p99!)}`);
-  if (x.memory) out.push(c.daemonRss === undefined ? '' : `${(c.daemonRss / MiB).toFixed(1)} MiB (${(c.daemonAnon! / MiB).toFixed(1)} own)`);
+  if (x.memory) out.push(c.daemonRss === undefined ? '' : memory({ rss: c.daemonRss, anon: c.daemonAnon! }));
   return out;
 }
 
@@ -55,6 +57,26 @@ function requestTable(w: WorkloadResult, r: BenchResults): string[] {
     const ms = all.reduce((a, s) => a + s.totalMs, 0);
     const per = cols.map((op) => (req.ops[op] ? `${count(req.ops[op]!.count)} × ${fmtTime(req.ops[op]!.p50Us / 1e6)}` : '–'));
     lines.push(`| ${label}${req.lost ? ' (trace overran: counts short)' : ''} | ${count(total)} | ${fmtTime(ms / 1000)} | ${per.join(' | ')} |`);
+  }
+  return lines;
+}
+
+/** The daemons' memory after a walk of the image and once idle (--idle-memory). */
+function idleTable(r: BenchResults): string[] {
+  const m = r.idleMemory;
+  if (!m) return [];
+  const lines = [
+    '',
+    '### Daemon memory, busy and idle',
+    '',
+    `Resident memory of each FUSE daemon (its own part in brackets) right after a walk of all ${m.entries.toLocaleString('en')} entries, and after ${m.waitedMs / 1000} s without a request.`,
+    '',
+    '| driver | after the walk | idle |',
+    '|---|---:|---:|',
+  ];
+  for (const d of r.drivers) {
+    const x = m.drivers[d.name];
+    if (x) lines.push(`| ${d.label} | ${memory(x.busy)} | ${memory(x.idle)} |`);
   }
   return lines;
 }
@@ -105,6 +127,7 @@ export function formatReport(r: BenchResults): string {
     for (const d of r.drivers) lines.push(`| ${d.label} | ${cells(w.cells[d.name], x).join(' | ')} |`);
     lines.push(...requestTable(w, r));
   }
+  lines.push(...idleTable(r));
   if (r.requestsUnavailable) lines.push('', `FUSE requests not counted: ${r.requestsUnavailable}.`);
   const summary = summaryLines(r);
   if (summary.length) lines.push('', 'Summary:', ...summary.map((s) => `- ${s}`));

@@ -3,6 +3,7 @@
 // the same run: overlayfs's median time / the driver's (above 1 = faster than overlayfs).
 
 import type { RequestStats } from './fuse-requests.js';
+import type { IdleMemory } from './idle-memory.js';
 import type { Sample } from './measure.js';
 import type { SizeName } from './sizes.js';
 
@@ -40,6 +41,8 @@ export interface BenchResults {
   workloads: WorkloadResult[];
   /** Why FUSE requests were asked for (--requests) but not counted. */
   requestsUnavailable?: string;
+  /** The FUSE daemons' memory after a walk and once idle (--idle-memory). */
+  idleMemory?: IdleMemory;
   /** Mounts a run left behind (unmounted by force afterwards): a bug in a driver or the harness. */
   leftoverMounts: string[];
 }

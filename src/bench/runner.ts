@@ -11,6 +11,7 @@ import { log } from '../util/log.js';
 import { REFERENCE_DRIVER, selectDrivers, type Mounted, type RunDirs } from './drivers.js';
 import { FuseRequestTrace, fuseConnection, mergeRuns, type OpLatencies } from './fuse-requests.js';
 import { fmtTime, median, percentile, sample, syncAll } from './measure.js';
+import { measureIdleMemory, type IdleMemory } from './idle-memory.js';
 import { daemonMemory, mountsUnder, unmount, type DaemonMemory } from './mounts.js';
 import type { BenchResults, Cell, WorkloadResult } from './results.js';
 import { sizeProfile, type SizeName } from './sizes.js';
@@ -39,6 +40,8 @@ export interface BenchOptions {
    * latencies (fuse-requests.ts: the kernel's tracepoints; root and tracefs).
    */
   requests?: boolean;
+  /** Also measure each FUSE driver's daemon after a walk and once idle (idle-memory.ts). */
+  idleMemory?: boolean;
   /**
    * For the harness's own tests: called on the fresh mount before the timed run and again
    * before the check, to spoil the answer and see the check catch it.
@@ -77,6 +80,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
   let stage: Stage | undefined;
   let trace: FuseRequestTrace | undefined;
   let requestsUnavailable: string | undefined;
+  let idleMemory: IdleMemory | undefined;
   try {
     if (o.requests) {
       const t = FuseRequestTrace.open();
@@ -183,6 +187,18 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
       if (ref?.status === 'ok') for (const c of Object.values(cells)) if (c.status === 'ok') c.ratio = ref.median / c.median;
       results.push({ id: w.id, title, cells });
     }
+    if (o.idleMemory && !stop) {
+      try {
+        idleMemory = await measureIdleMemory(stage, live, runsDir, progress);
+      } catch (e) {
+        progress(`idle memory: FAIL: ${firstLine((e as Error).message)}`);
+      } finally {
+        for (const m of mountsUnder(runsDir)) {
+          leftoverMounts.push(m);
+          unmount(m);
+        }
+      }
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -201,6 +217,7 @@ export async function runBench(o: BenchOptions): Promise<BenchResults> {
     drivers: drivers.map((d) => ({ name: d.name, label: d.label, ...(skipped.get(d.name) ? { skipped: skipped.get(d.name) } : {}) })),
     workloads: results,
     ...(requestsUnavailable ? { requestsUnavailable } : {}),
+    ...(idleMemory ? { idleMemory } : {}),
     leftoverMounts,
   };
 }

@@ -32,6 +32,14 @@ function seconds(v: string | undefined, option: string, dflt: number): number {
   return n;
 }
 
+/** A -o value in whole milliseconds, or undefined when not given. */
+export function millis(v: string | undefined, option: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${option}=${v}: want a whole number of milliseconds`);
+  return n;
+}
+
 /** -o takes comma lists (fuse-overlayfs style); returns them as key -> value ('' for flags). */
 export function splitO(list: string[] | undefined): Map<string, string> {
   const m = new Map<string, string>();
@@ -57,6 +65,7 @@ export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOt
     negativeTimeout: seconds(f['negative-timeout'], '--negative-timeout', 0),
     // fuse-overlayfs's -o noacl: permissions by the mode bits alone.
     posixAcl: (defaults.posixAcl ?? false) && !o.has('noacl'),
+    memoryIdleMs: millis(o.get('memory_idle_ms'), '-o memory_idle_ms'),
   };
 }
 

@@ -6,7 +6,7 @@ import { UnionFs, CACHE_TIMEOUT_S } from '../union/union-fs.js';
 import { log } from '../util/log.js';
 import { progressLine, reportReady } from './daemon.js';
 import { indexingProgress } from './index-layers.js';
-import { serveOptions, type MountFlags } from './mount-options.js';
+import { millis, serveOptions, type MountFlags } from './mount-options.js';
 import { serveForeground } from './serve.js';
 
 export interface UnionMount {
@@ -15,15 +15,6 @@ export interface UnionMount {
   work: string | undefined;
   mnt: string;
   indexFile: string | undefined;
-}
-
-/** -o journal_delay_ms=N as a number, or undefined. */
-function journalDelayOf(o: Map<string, string>): number | undefined {
-  const v = o.get('journal_delay_ms');
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`-o journal_delay_ms=${v}: want a whole number of milliseconds`);
-  return n;
 }
 
 /** -o volatile (overlayfs) or -o fsync=0 (fuse-overlayfs's spelling of it). */
@@ -49,7 +40,7 @@ export async function serveUnion(flags: MountFlags, o: Map<string, string>, m: U
       work: m.work,
       passthrough: !flags['no-passthrough'],
       followCopyUp: o.has('follow_copyup'),
-      journalDelayMs: journalDelayOf(o),
+      journalDelayMs: millis(o.get('journal_delay_ms'), '-o journal_delay_ms'),
       volatile: volatileOf(o),
       syncCopyUp: o.has('sync_copyup'),
       keepListings: (opts.timeouts?.entry ?? 0) >= CACHE_TIMEOUT_S && (opts.timeouts?.attr ?? 0) >= CACHE_TIMEOUT_S,

@@ -7,12 +7,14 @@ import { Session, type SessionOptions } from '../fuse/session.js';
 import { log } from '../util/log.js';
 import type { FileSystem } from './api.js';
 import { Bridge, type BridgeOptions } from './bridge.js';
+import { MEMORY_IDLE_MS, watchIdle, type IdleOptions } from './idle-memory.js';
 
-export interface ServeOptions extends FuseMountOptions, SessionOptions, BridgeOptions {}
+export interface ServeOptions extends FuseMountOptions, SessionOptions, BridgeOptions, IdleOptions {}
 
 export class FuseServer<D, H> {
   readonly bridge: Bridge<D, H>;
   private session: Session | undefined;
+  private idle: { stop(): void } | undefined;
   private fd = -1;
 
   constructor(
@@ -39,12 +41,15 @@ export class FuseServer<D, H> {
       this.unmount(true);
       throw e;
     }
+    const idleMs = this.opts.memoryIdleMs ?? MEMORY_IDLE_MS;
+    if (idleMs > 0) this.idle = watchIdle(this.session, idleMs);
     log.info({ path: this.mountpoint, negotiated: { ...this.session.negotiated, flags: this.session.negotiated?.flags.toString(16) } }, 'mounted');
   }
 
   /** Resolves when the connection ends: `strata umount`, umount(8), or an abort. */
   async closed(): Promise<void> {
     await this.session?.closedPromise();
+    this.idle?.stop();
     if (this.fd >= 0) {
       fs.closeSync(this.fd);
       this.fd = -1;

@@ -129,6 +129,8 @@ export class Session {
   private reader: { stop(): void } | undefined;
   /** Requests answered asynchronously, by unique, so INTERRUPT can reach them. */
   private readonly pending = new Map<number, RequestContext>();
+  /** Requests read from the device so far (fs/idle-memory.ts watches it). */
+  requestsRead = 0;
   private readyWaiters: Array<(err?: Error) => void> = [];
   private closedWaiters: Array<() => void> = [];
   private closed = false;
@@ -150,8 +152,14 @@ export class Session {
         this.shutdown();
         return;
       }
+      this.requestsRead += batch.length;
       for (const buf of batch) this.dispatch(buf);
     }, this.opts.spinMicros ?? 50);
+  }
+
+  /** Requests answered asynchronously that have not been answered yet. */
+  get pendingCount(): number {
+    return this.pending.size;
   }
 
   /** Resolves once INIT has been answered: from then on the mount answers requests. */

@@ -122,6 +122,14 @@ export interface NativeBinding {
    */
   recvFd(sockFd: number, nonBlock?: boolean): number;
 
+  // memory
+  /**
+   * A full, memory-reducing garbage collection (V8's LowMemoryNotification: the young
+   * generation shrinks back to its initial size), then malloc_trim(0). Blocks for the
+   * collection: for idle moments only (fs/idle-memory.ts).
+   */
+  lowMemory(): void;
+
   // constants
   readonly MNT_FORCE: number;
   readonly MNT_DETACH: number;

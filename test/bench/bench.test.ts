@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderChart } from '../../src/bench/chart.js';
 import { allDrivers } from '../../src/bench/drivers.js';
 import { mountsUnder, onPath, unmount } from '../../src/bench/mounts.js';
+import { IDLE_WAIT_MS } from '../../src/bench/idle-memory.js';
 import { formatReport, summaryLines } from '../../src/bench/report.js';
 import type { BenchResults, Cell } from '../../src/bench/results.js';
 import { runBench, type BenchOptions } from '../../src/bench/runner.js';
@@ -223,6 +224,28 @@ describe('strata bench, size small', () => {
     expect(lines.filter((l) => / copy-up-big +warm-up /.test(l))).toHaveLength(2);
     expect(lines.filter((l) => / copy-up-big +[12]\/2 /.test(l))).toHaveLength(4);
   }, 60_000);
+
+  it('measures each FUSE daemon after a walk and once idle; stratafs gives memory back', async () => {
+    const lines: string[] = [];
+    const r = await runBench({ ...common, drivers: ['overlay', 'stratafs', 'fuse-overlayfs'], workloads: ['warm-walk'], idleMemory: true, progress: (s) => void lines.push(s) });
+    const m = r.idleMemory!;
+    expect(m.waitedMs).toBe(IDLE_WAIT_MS);
+    expect(m.entries).toBe(r.image.entries);
+    // Kernel drivers have no daemon.
+    expect(Object.keys(m.drivers).sort()).toEqual(['fuse-overlayfs', 'stratafs']);
+    const s = m.drivers.stratafs!;
+    expect(s.idle.anon, `stratafs own memory after the walk ${s.busy.anon}, idle ${s.idle.anon}`).toBeLessThan(s.busy.anon);
+    for (const x of Object.values(m.drivers)) for (const v of [x.busy, x.idle]) expect(v.anon).toBeLessThan(v.rss);
+    expect(lines.some((l) => /^idle memory: stratafs, fuse-overlayfs walked; waiting \d+ s without requests$/.test(l))).toBe(true);
+    const text = formatReport(r);
+    expect(text).toContain('### Daemon memory, busy and idle');
+    expect(text).toMatch(/\| stratafs \(passthrough on\) \| [\d.]+ MiB \([\d.]+ own\) \| [\d.]+ MiB \([\d.]+ own\) \|\n/);
+    expect(text).not.toMatch(/\| overlayfs \(kernel\) \| [\d.]+ MiB/);
+    expect(mountsUnder(tmp)).toEqual([]);
+    // Without it (the default of runBench), no such measure and no table.
+    expect(right.idleMemory).toBeUndefined();
+    expect(formatReport(right)).not.toContain('Daemon memory, busy and idle');
+  }, 90_000);
 
   it('reports a driver that cannot run as skipped, with the reason', () => {
     const saved = process.env.PATH;
