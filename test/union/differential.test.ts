@@ -38,6 +38,7 @@ import {
   read,
   snapshotLowers,
   statOf,
+  truncatePath,
   xattrList,
   withoutDirNlink,
   xget,
@@ -166,13 +167,6 @@ bothFormats({
 // by an opaque directory above, takes no part. The caches are dropped after the rename so
 // that the directory is looked up again, by its redirect (as after a remount).
 const dropCaches = (): void => fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
-/**
- * truncate(2) by path: Node's truncateSync opens the file for writing and ftruncates the fd,
- * so the kernel sends a SETATTR with the fd's handle; this one comes with none. 'OK' or the
- * errno's name.
- */
-const truncatePath = (p: string, size: number): string =>
-  execFileSync('python3', ['-c', 'import errno, os, sys\ntry:\n os.truncate(sys.argv[1], int(sys.argv[2])); print("OK")\nexcept OSError as e:\n print(errno.errorcode[e.errno])', p, String(size)], { encoding: 'utf8' }).trim();
 bothFormats({
   name: 'a renamed directory whose old path crosses a file of a lower layer',
   layers: [{ d: 'a file in the bottom layer\n' }, { 'd/sub/x': 'x\n', f: 'f\n' }],

@@ -2,6 +2,7 @@
 // upper and work dirs, its own mount point), merged-view snapshots that can be compared
 // across mounts made at different moments and with different inode numbering, and the
 // helpers scripted operations use to report what they saw.
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { native } from '../../src/native/binding.js';
@@ -216,4 +217,13 @@ export function xattrList(p: string): string[] {
 
 export function xget(p: string, name: string): string {
   return native.lgetxattr(p, name).toString();
+}
+
+/**
+ * truncate(2) by path: Node's truncateSync opens the file for writing and ftruncates the fd,
+ * so the kernel sends a SETATTR with the fd's handle; this one comes with none. 'OK' or the
+ * errno's name.
+ */
+export function truncatePath(p: string, size: number): string {
+  return execFileSync('python3', ['-c', 'import errno, os, sys\ntry:\n os.truncate(sys.argv[1], int(sys.argv[2])); print("OK")\nexcept OSError as e:\n print(errno.errorcode[e.errno])', p, String(size)], { encoding: 'utf8' }).trim();
 }

@@ -1,0 +1,125 @@
+// The documented differences between stratafs and the kernel's overlayfs that the random
+// campaign (test/union/campaign.ts) must not report. Each class is matched as narrowly as
+// docs/union.md states it: the kind of object, which side shows what, and what the script
+// did to that object before. A difference that matches none is a finding.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { originIno } from '../../src/union/markers.js';
+import type { TreeEntry } from '../../src/util/tree.js';
+import { digest, type Op } from './campaign-ops.js';
+import type { FieldDiff } from './campaign-view.js';
+
+export type KnownClass =
+  | 'merged-dir-of-linked-name'
+  | 'lower-link-nlink'
+  | 'metacopy-data-mtime'
+  | 'read-before-copy-up'
+  | 'unnamed-lower-fd-change';
+
+/** What the engine learned about stratafs's objects (by st_ino, which copy-up keeps) while the script ran. */
+export interface KnownState {
+  /** stratafs's upper dir, read on the host (not through the mount) */
+  strataUpper: string;
+  /** files that were lower hard-link sets (nlink > 1) before the script */
+  lowerLinkInos: Set<string>;
+  /** files the script opened for writing without truncating them (open r+ or a+), until an op set their mtime on both */
+  writeOpenedInos: Set<string>;
+  /** files changed through an fd after their last name went, which the kernel refused (see below) */
+  unnamedFdInos: Set<string>;
+  /** the path each open fd (label fd#N) was opened by */
+  fdPaths: Map<string, string>;
+}
+
+export function newKnownState(strataUpper: string): KnownState {
+  return { strataUpper, lowerLinkInos: new Set(), writeOpenedInos: new Set(), unnamedFdInos: new Set(), fdPaths: new Map() };
+}
+
+/**
+ * The upper dir holds, in this directory or below it, the copy of a file that was a lower
+ * hard-link set (its union inode number, trusted.stratafs.ino, is one of them): a name of the
+ * set linked there, its directories copied up to hold it.
+ */
+function holdsLinkedName(upperDir: string, linkInos: Set<string>): boolean {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(upperDir, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  return entries.some((e) => {
+    const p = path.join(upperDir, e.name);
+    if (e.isDirectory()) return holdsLinkedName(p, linkInos);
+    return e.isFile() && linkInos.has(String(originIno(p) ?? fs.lstatSync(p).ino));
+  });
+}
+
+/**
+ * A field difference of an object that is a documented difference, or undefined.
+ * `strata`: stratafs's entry at that label (its type), `ino`: its st_ino there.
+ */
+export function knownField(d: FieldDiff, strata: TreeEntry | undefined, ino: string | undefined, st: KnownState): KnownClass | undefined {
+  const type = strata?.type;
+  // docs/union.md, Writing, "Hard links", "Deliberate difference": copying up one name of a
+  // lower hard-link set links its other names into the upper dir, whose directories (with
+  // their parents) are copied up to hold them and become merged directories (nlink 1);
+  // overlayfs links a name only when it is looked up and still shows the lower count.
+  if (d.field === 'nlink' && type === 'dir' && d.strata === 1 && d.kernel !== 1) {
+    const p = d.label.startsWith('fd#') ? st.fdPaths.get(d.label) : d.label;
+    if (p !== undefined && holdsLinkedName(path.join(st.strataUpper, p), st.lowerLinkInos)) return 'merged-dir-of-linked-name';
+  }
+  // docs/union.md, "Where stratafs differs from overlayfs on purpose", "Link counts of lower
+  // hard-link sets": after a name is deleted or replaced, overlayfs (index=on) lowers the
+  // other names' st_nlink; stratafs reports the lower file's own count.
+  if (d.field === 'nlink' && type !== 'dir' && ino !== undefined && st.lowerLinkInos.has(ino)) {
+    if (typeof d.kernel === 'number' && typeof d.strata === 'number' && d.kernel < d.strata) return 'lower-link-nlink';
+  }
+  // docs/union.md, "Where stratafs differs from overlayfs on purpose", "mtime after a
+  // metadata-only copy gets its data": overlayfs stamps the time of the open for writing that
+  // copies the data in (also of a metacopy its index made for a hard-link set); stratafs keeps
+  // the file's time. Only an open for writing that writes nothing leaves the two apart (a
+  // write, a truncation or O_TRUNC sets mtime on both): known from such an open (r+, a+) of
+  // the file until an op sets its mtime on both (the engine forgets it then).
+  if (d.field === 'mtimeNs' && type === 'file' && d.kernel === 'now' && d.strata !== 'now' && ino !== undefined && st.writeOpenedInos.has(ino)) {
+    return 'metacopy-data-mtime';
+  }
+  // docs/union.md, "Files unlinked while open", "Deliberate difference: overlayfs fails the
+  // latter": what fchmod/fchown/futimens changed on stratafs's nameless copy, the kernel
+  // refused, so the fd's attributes stay apart afterwards; fstat through it shows stratafs's
+  // nameless copy with nlink 0 (as documented), the kernel its unlinked lower file.
+  if (ino !== undefined && st.unnamedFdInos.has(ino)) {
+    if (['mode', 'uid', 'gid', 'mtimeNs'].includes(d.field) || (d.field === 'nlink' && d.strata === 0)) return 'unnamed-lower-fd-change';
+  }
+  return undefined;
+}
+
+export type Outcome = { ok: unknown } | { error: string };
+
+/** What the engine knows of the slot an fd op used. */
+export interface SlotInfo {
+  /**
+   * The data the fd read when opened, when it was opened read-only on a file whose data was
+   * still in a lower layer on stratafs, and both mounts read the same then.
+   */
+  lowerData?: Buffer;
+  /** stratafs's fstat through the fd after the op */
+  strataFd?: TreeEntry;
+}
+
+/** A difference of an op's result that is documented, or undefined. */
+export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: SlotInfo): KnownClass | undefined {
+  // docs/union.md, "Where stratafs differs from overlayfs on purpose": "A file opened
+  // read-only while it was only in a lower layer keeps reading the lower data after another
+  // open copies it up"; overlayfs (since 4.19) reads the upper copy. Known only when stratafs
+  // read exactly the lower data of the open.
+  if (op.op === 'fread' && slot.lowerData && 'ok' in strata && 'ok' in kernel) {
+    if (strata.ok === digest(slot.lowerData.subarray(op.pos, op.pos + op.len))) return 'read-before-copy-up';
+  }
+  // docs/union.md, "Files unlinked while open": a lower file unlinked while open, never
+  // copied up, with no other name shown, changed through its fd: stratafs copies it up
+  // without a name (fstat then shows nlink 0); "Deliberate difference: overlayfs fails the
+  // latter (EEXIST or ENOENT)".
+  if (['fchmod', 'fchown', 'futimens'].includes(op.op) && 'error' in kernel && ['EEXIST', 'ENOENT'].includes(kernel.error) && 'ok' in strata) {
+    if (slot.strataFd?.nlink === 0) return 'unnamed-lower-fd-change';
+  }
+  return undefined;
+}
