@@ -50,8 +50,23 @@ const STALE_ATTRS_MS = 10;
 /** Files with set-id bits: see opened(). */
 const SETID = 0o6000;
 const S_IFDIR = 0o040000;
+/** setxattr(2)'s flags. */
+const XATTR_CREATE = 1;
+const XATTR_REPLACE = 2;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
+
+/** What an open directory about to lose its last name keeps for its fds (bridge.attrOfOpenDir). */
+interface Removed<D> {
+  node: Inode<D>;
+  attr: Attr;
+  xattrs: Map<string, Buffer>;
+}
+
+function keepRemoved<D>(r: Removed<D>): void {
+  r.node.removedAttr = r.attr;
+  r.node.removedXattrs = r.xattrs;
+}
 
 /**
  * The attributes a directory removed while open answers with once the filesystem cannot
@@ -60,6 +75,24 @@ const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, m
 function removedDirAttr<D>(node: Inode<D>, e: unknown): Attr {
   if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
   return node.removedAttr;
+}
+
+/**
+ * An xattr request on a directory removed while open, answered from what it had just
+ * before (Inode.removedXattrs) once the filesystem cannot reach it (ESTALE), as overlayfs
+ * answers from the deleted directory's inode.
+ */
+function orRemovedXattrs<D, T>(node: Inode<D>, call: () => MaybeAsync<T>, removed: (x: Map<string, Buffer>) => T): MaybeAsync<T> {
+  const fallBack = (e: unknown): T => {
+    if (!node.removedXattrs || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
+    return removed(node.removedXattrs);
+  };
+  try {
+    const v = call();
+    return v instanceof Promise ? v.catch(fallBack) : v;
+  } catch (e) {
+    return fallBack(e);
+  }
 }
 
 /**
@@ -308,7 +341,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(this.attrOfOpenDir(ctx, parent.child(name)), (kept) =>
       after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
         this.table.unlinkName(parent, name);
-        if (kept) kept.node.removedAttr = kept.attr;
+        if (kept) keepRemoved(kept);
       }),
     );
   }
@@ -320,12 +353,36 @@ export class Bridge<D, H> implements RawFileSystem {
    * count has none left once removed (the host's fstat says 0); 1, the count of a merged
    * one, stays (overlayfs's fstat says 1).
    */
-  private attrOfOpenDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<{ node: Inode<D>; attr: Attr } | undefined> {
+  private attrOfOpenDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<Removed<D> | undefined> {
     if (!node || node.links.length !== 1 || node.type !== S_IFDIR) return undefined;
     let open = false;
     for (const d of this.dirs.values()) open ||= d.node === node;
     if (!open) return undefined;
-    return after(this.fs.getattr(ctx, node, undefined), (a) => ({ node, attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink } }));
+    return after(this.fs.getattr(ctx, node, undefined), (a) =>
+      after(this.xattrsOf(ctx, node), (xattrs) => ({ node, attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs })),
+    );
+  }
+
+  /**
+   * Every xattr of node (shown names). What cannot be read is left out: the removal itself
+   * must not fail for it.
+   */
+  private async xattrsOf(ctx: RequestContext, node: Inode<D>): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    const { listxattr, getxattr } = this.fs;
+    if (!listxattr || !getxattr) return out;
+    try {
+      for (const n of await listxattr.call(this.fs, ctx, node)) {
+        try {
+          out.set(n, await getxattr.call(this.fs, ctx, node, n));
+        } catch {
+          // gone meanwhile
+        }
+      }
+    } catch {
+      // none readable: its fds will see none
+    }
+    return out;
   }
 
   rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
@@ -335,7 +392,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(exchange ? undefined : this.attrOfOpenDir(ctx, newParent.child(b.newname)), (kept) =>
       after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
         this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
-        if (kept && kept.node.links.length === 0) kept.node.removedAttr = kept.attr;
+        if (kept && kept.node.links.length === 0) keepRemoved(kept);
       }),
     );
   }
@@ -594,22 +651,49 @@ export class Bridge<D, H> implements RawFileSystem {
 
   getxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return after(need(this.fs.getxattr).call(this.fs, ctx, node, b.name ?? '', this.handleFor(node, undefined)), (v) => sized(v, b.size));
+    const name = b.name ?? '';
+    const v = orRemovedXattrs(
+      node,
+      () => need(this.fs.getxattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)),
+      (x) => {
+        const kept = x.get(name);
+        if (!kept) throw fsError('ENODATA');
+        return kept;
+      },
+    );
+    return after(v, (got) => sized(got, b.size));
   }
 
   listxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return after(need(this.fs.listxattr).call(this.fs, ctx, node, this.handleFor(node, undefined)), (names) => sized(Buffer.from(names.map((n) => `${n}\0`).join('')), b.size));
+    const names = orRemovedXattrs(node, () => need(this.fs.listxattr).call(this.fs, ctx, node, this.handleFor(node, undefined)), (x) => [...x.keys()]);
+    return after(names, (n) => sized(Buffer.from(n.map((x) => `${x}\0`).join('')), b.size));
   }
 
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined));
+    // A directory removed while open takes the change in what it keeps, as overlayfs
+    // changes the deleted directory's inode (setRemoved does the same for attributes).
+    return orRemovedXattrs(
+      node,
+      () => need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined)),
+      (x) => {
+        if (b.flags & XATTR_CREATE && x.has(b.name)) throw fsError('EEXIST');
+        if (b.flags & XATTR_REPLACE && !x.has(b.name)) throw fsError('ENODATA');
+        x.set(b.name, Buffer.from(b.value));
+      },
+    );
   }
 
   removexattr(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined));
+    return orRemovedXattrs(
+      node,
+      () => need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)),
+      (x) => {
+        if (!x.delete(name)) throw fsError('ENODATA');
+      },
+    );
   }
 
   access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {

@@ -32,6 +32,8 @@ export class Inode<D = unknown> {
    * left to ask by.
    */
   removedAttr: Attr | undefined;
+  /** The xattrs such a directory had just before (shown names), for the same requests through its fd. */
+  removedXattrs: Map<string, Buffer> | undefined;
   /**
    * Its last name was removed through the mount (unlink, rmdir, replaced by a rename). An
    * inode also loses its names when the kernel forgets the directories they are in

@@ -12,11 +12,11 @@ import { fsyncFd, openToKeep, timeArgs, type HostPath } from '../host/files.js';
 import { fsError } from '../fuse/errors.js';
 import { native } from '../native/binding.js';
 import { joinRel, osPath } from '../util/os-path.js';
-import { isOpaqueDir, redirectOf, setOriginIno, XATTR_METACOPY, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
+import { isOpaqueDir, nlinkRecord, redirectOf, setOriginIno, XATTR_METACOPY, XATTR_NLINK, XATTR_ORIGIN_INO, XATTR_REDIRECT, xattrShown } from './markers.js';
 import { LinkNames } from './link-names.js';
 import { lowerData, shownNlink, type UNode } from './node.js';
 import { resolveChild } from './resolve.js';
-import { standIn } from './stand-in.js';
+import { rootStandIn, standIn } from './stand-in.js';
 import type { LayerStack, LowerRef, Owner } from './stack.js';
 
 const S_IFMT = 0o170000;
@@ -316,6 +316,13 @@ export class CopyUp {
     // data (the mark would lose the redirect it may need), nor a hard-link set (its other
     // names are linked to the copy as it lands).
     const later = rel !== undefined && !metaOnly && !opts.empty && this.durable === 'behind' && !d.upper && type === S_IFREG && shownSt.nlink === 1;
+    // A hard-link set's other names the copy is linked to once in place. Those hidden by a
+    // layer above stay counted in its link count, as before the copy-up and as overlayfs
+    // (index=on) counts them: its record of that goes on the copy with the rest. Names
+    // deleted through the mount are off the count already, as overlayfs takes them off.
+    const names = type === S_IFREG && !metaOnly && shownSt.nlink > 1 && rel !== undefined ? this.namesOf(shown, shownSt.ino, rel) : undefined;
+    const siblings = names?.visible;
+    const unlinkable = names ? shownSt.nlink - 1 - names.visible.length - names.deleted : 0;
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {
@@ -340,6 +347,7 @@ export class CopyUp {
           copyOwner(metaSt, fd, tmp, this.stack.tmpOwner);
           copyXattrs(metaSrc, fd, tmp);
           native.fsetxattr(fd, XATTR_ORIGIN_INO, inoBytes(this.stack.unionIno(shownSt.dev, shownSt.ino), metaSrc, d.upper), 0);
+          if (unlinkable > 0) native.fsetxattr(fd, XATTR_NLINK, nlinkRecord(unlinkable), 0);
           copyModeTimes(metaSt, fd, tmp, opts.attrs, created);
           // Copied data is durable before it replaces the lower file: fsynced now, or
           // marked until it is (landing.ts). A metadata-only copy has no data to lose: a
@@ -386,7 +394,8 @@ export class CopyUp {
       d.lowers = [];
       d.data = undefined;
     }
-    if (type === S_IFREG && !metaOnly && shownSt.nlink > 1 && rel !== undefined) this.linkSiblings(shown, shownSt.ino, rel, target!);
+    if (unlinkable > 0) d.nlinkDelta = unlinkable;
+    if (siblings) this.linkSiblings(siblings, target!);
   }
 
   /**
@@ -394,8 +403,8 @@ export class CopyUp {
    * set stays one file: a write through any name is seen through all (overlayfs needs
    * index=on for this). A name that is hidden, deleted, or already in the upper dir is left.
    */
-  private linkSiblings(ref: LowerRef, ino: bigint, rel: string, copy: string): void {
-    for (const [other, parents] of this.visibleNames(ref, ino, rel)) {
+  private linkSiblings(siblings: Array<[string, Inode<UNode>[]]>, copy: string): void {
+    for (const [other, parents] of siblings) {
       const parent = parents[parents.length - 1]!;
       this.dir(parent);
       // Linking a sibling is part of the copy-up too: its parent's times stay.
@@ -415,16 +424,39 @@ export class CopyUp {
    * linked like any other (the copy itself is in the upper dir, and so never linked).
    */
   visibleNames(ref: LowerRef, ino: bigint, rel: string): Array<[string, Inode<UNode>[]]> {
-    const out: Array<[string, Inode<UNode>[]]> = [];
+    return this.namesOf(ref, ino, rel).visible;
+  }
+
+  /**
+   * visibleNames, and how many of the set's other names the lower layers show but the union
+   * does not: deleted or replaced through the mount, which overlayfs (index=on) takes off
+   * the set's link count. The rest of the lower file's count that no name shows is hidden
+   * by a layer above (or outside the layer), which it keeps counting.
+   */
+  private namesOf(ref: LowerRef, ino: bigint, rel: string): { visible: Array<[string, Inode<UNode>[]]>; deleted: number } {
+    const visible: Array<[string, Inode<UNode>[]]> = [];
+    let deleted = 0;
     for (const name of this.links.names(ref.layer, ino)) {
       // Where the layers above it show it (directories renamed in those layers followed).
       const lifted = this.liftThroughLowerMoves(ref.layer, name);
       if (lifted === rel) continue;
       // At that path, or (only then looked for) under a directory renamed in the upper dir.
       const parents = this.showing(lifted, ref, name) ?? this.showing(this.throughMovedDirs(lifted), ref, name);
-      if (parents) out.push(parents);
+      if (parents) visible.push(parents);
+      else if (this.lowerShows(lifted, ref, name)) deleted++;
     }
-    return out;
+    return { visible, deleted };
+  }
+
+  /** Whether the lower layers alone (as if the upper dir were empty) show file `name` of `ref.layer` at union path `at`. */
+  private lowerShows(at: string, ref: LowerRef, name: string): boolean {
+    let cur = rootStandIn({ ...this.root().data, upper: false });
+    try {
+      for (const part of at.split('/')) cur = standIn(cur, part, resolveChild(this.stack, cur, part).data);
+    } catch {
+      return false;
+    }
+    return cur.data.lowers[0]?.layer === ref.layer && cur.data.lowers[0]?.path === name;
   }
 
   /**

@@ -2,7 +2,8 @@
 //  - overlay (the kernel's, and what we write): whiteout = char device 0/0;
 //    opaque dir = xattr trusted.overlay.opaque="y" (or user.overlay.opaque for
 //    unprivileged overlays); renamed dir = trusted.overlay.redirect; metadata-only
-//    copy-up = trusted.overlay.metacopy.
+//    copy-up = trusted.overlay.metacopy; links a hard-link set's copy counts besides its
+//    own = trusted.overlay.nlink ("U+N": the upper file's count plus N).
 //  - OCI layer tars extracted as-is: `.wh.NAME` hides NAME below, `.wh..wh..opq` makes
 //    its directory opaque.
 // Writing the overlay format lets the kernel's overlayfs mount our upper dirs too.
@@ -59,6 +60,24 @@ export function setOriginIno(p: HostPath, ino: bigint): void {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(ino);
   native.lsetxattr(p, XATTR_ORIGIN_INO, b, 0);
+}
+
+/** overlayfs's link count record of a non-directory: its st_nlink is the upper file's plus this. */
+export const XATTR_NLINK = 'trusted.overlay.nlink';
+
+/**
+ * The "U+N" / "U-N" of XATTR_NLINK as a number: what to add to the upper file's own count.
+ * 0 without the record, and for overlayfs's other form ("L+N", relative to a lower inode
+ * found through its index, which it writes on index entries, not on files of the tree).
+ */
+export function nlinkDeltaOf(p: HostPath): number {
+  const v = xattrOrUndefined(p, XATTR_NLINK)?.toString('latin1');
+  const m = v === undefined ? null : /^U([+-]\d+)$/.exec(v);
+  return m ? Number(m[1]) : 0;
+}
+
+export function nlinkRecord(delta: number): Buffer {
+  return Buffer.from(`U${delta < 0 ? '' : '+'}${delta}`, 'latin1');
 }
 
 export function makeWhiteout(p: HostPath): void {

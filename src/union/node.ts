@@ -42,6 +42,13 @@ export interface UNode {
    */
   anon?: number;
   /**
+   * For an upper copy of a lower hard-link set: the links of the lower file no name of the
+   * union shows, hidden by a layer above (not deleted through the mount), which st_nlink
+   * keeps counting, as before the copy-up and as overlayfs with index=on does
+   * (trusted.overlay.nlink, markers.ts). Absent: 0.
+   */
+  nlinkDelta?: number;
+  /**
    * Open handles on the lower file (opened before a copy-up). When the file is unlinked
    * while some remain, the union keeps an fd of its upper copy in `anon`: those handles
    * name the lower file, and fstat through them must show the copy, which has no path left.
@@ -57,10 +64,12 @@ const S_IFDIR = 0o040000;
  * ones, or in more than one lower layer), as overlayfs reports it: the count of one
  * layer's directory is neither the merged one nor "unknown", and tools that take
  * nlink - 2 as the number of subdirectories (find's leaf optimisation) treat 1 as unknown.
- * Anything else shows its own count.
+ * Anything else shows its own count, and an upper copy of a lower hard-link set also the
+ * names it could not link (UNode.nlinkDelta).
  */
 export function shownNlink(d: UNode, st: { mode: number; nlink: number }): number {
-  if ((st.mode & S_IFMT) !== S_IFDIR) return st.nlink;
+  // A file unlinked while open has no names left to count (0), whatever it could not link.
+  if ((st.mode & S_IFMT) !== S_IFDIR) return st.nlink > 0 && d.upper ? st.nlink + (d.nlinkDelta ?? 0) : st.nlink;
   return d.lowers.length > (d.upper ? 0 : 1) ? 1 : st.nlink;
 }
 

@@ -15,7 +15,7 @@ import { encodeDevParts, lstatHost, splitDev, type HostStat } from '../fs/attr.j
 import { mergeDown, type Probe } from '../index/resolution.js';
 import { ROOT_IX } from '../index/schema.js';
 import { probeOf, type LowerRow, type StackView } from '../index/stack-view.js';
-import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, mayBeMetacopy, isWhiteout, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
+import { isOciMarker as isMarkerName, isMetacopy, isOpaqueDir, mayBeMetacopy, isWhiteout, nlinkDeltaOf, OCI_WHITEOUT_PREFIX, originIno, redirectOf } from './markers.js';
 import type { UNode } from './node.js';
 import type { LayerStack, LowerRef } from './stack.js';
 
@@ -312,7 +312,8 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
     const st = lstatHost(up);
     if (st) {
       if (isWhiteout(st)) throw ENOENT_ERROR;
-      const ino = inoOf(stack, st, up);
+      const origin = originIno(up);
+      const ino = origin ?? stack.unionIno(st.dev, st.ino);
       if (isDir(st)) {
         let found: Search = { refs: [] };
         if (!isOpaqueDir(up, stack.upperPathString(rel))) {
@@ -321,10 +322,13 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         }
         return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
+      // Only a copy of a lower file (it has our origin record) can count names it could not link.
+      const delta = origin !== undefined && (st.mode & S_IFMT) === S_IFREG ? nlinkDeltaOf(up) : 0;
+      const nlinkDelta = delta ? { nlinkDelta: delta } : {};
       if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
         // The mark of a copy still landing: its data is in it (landing.ts).
         const landing = stack.landings.of(st.ino);
-        if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing }, st, ino };
+        if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing, ...nlinkDelta }, st, ino };
         const r = redirectOf(up);
         const candidates = r !== undefined ? redirected(stack, pd.lowers, r) : undefined;
         const found = candidates ? searchLowers(stack, candidates, 'metacopy') : below('metacopy');
@@ -338,9 +342,9 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
         const dataSize = deeper ? deeper.st.size : found.top?.size;
         if (dataSize !== undefined && st.size !== dataSize) unlandedCopy(stack, rel, up, st, dataSize);
-        return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks }, st, ino };
+        return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks, ...nlinkDelta }, st, ino };
       }
-      return { data: { upper: true, metacopy: false, lowers: [] }, st, ino };
+      return { data: { upper: true, metacopy: false, lowers: [], ...nlinkDelta }, st, ino };
     }
   }
   const { refs, top, ix } = below('none');

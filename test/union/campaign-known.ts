@@ -69,7 +69,8 @@ export function knownField(d: FieldDiff, strata: TreeEntry | undefined, ino: str
   }
   // docs/union.md, "Where stratafs differs from overlayfs on purpose", "Link counts of lower
   // hard-link sets": after a name is deleted or replaced, overlayfs (index=on) lowers the
-  // other names' st_nlink; stratafs reports the lower file's own count.
+  // other names' st_nlink; stratafs reports the lower file's own count, also through a
+  // copy-up (trusted.overlay.nlink), which the kernel mounting our upper dir does not read.
   if (d.field === 'nlink' && type !== 'dir' && ino !== undefined && st.lowerLinkInos.has(ino)) {
     if (typeof d.kernel === 'number' && typeof d.strata === 'number' && d.kernel < d.strata) return 'lower-link-nlink';
   }
@@ -83,11 +84,11 @@ export function knownField(d: FieldDiff, strata: TreeEntry | undefined, ino: str
     return 'metacopy-data-mtime';
   }
   // docs/union.md, "Files unlinked while open", "Deliberate difference: overlayfs fails the
-  // latter": what fchmod/fchown/futimens changed on stratafs's nameless copy, the kernel
+  // latter": what fchmod/fchown/futimens/fsetxattr changed on stratafs's nameless copy, the kernel
   // refused, so the fd's attributes stay apart afterwards; fstat through it shows stratafs's
   // nameless copy with nlink 0 (as documented), the kernel its unlinked lower file.
   if (ino !== undefined && st.unnamedFdInos.has(ino)) {
-    if (['mode', 'uid', 'gid', 'mtimeNs'].includes(d.field) || (d.field === 'nlink' && d.strata === 0)) return 'unnamed-lower-fd-change';
+    if (['mode', 'uid', 'gid', 'mtimeNs', 'xattrs'].includes(d.field) || (d.field === 'nlink' && d.strata === 0)) return 'unnamed-lower-fd-change';
   }
   return undefined;
 }
@@ -118,7 +119,7 @@ export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: Slot
   // copied up, with no other name shown, changed through its fd: stratafs copies it up
   // without a name (fstat then shows nlink 0); "Deliberate difference: overlayfs fails the
   // latter (EEXIST or ENOENT)".
-  if (['fchmod', 'fchown', 'futimens'].includes(op.op) && 'error' in kernel && ['EEXIST', 'ENOENT'].includes(kernel.error) && 'ok' in strata) {
+  if (['fchmod', 'fchown', 'futimens', 'fsetxattr'].includes(op.op) && 'error' in kernel && ['EEXIST', 'ENOENT'].includes(kernel.error) && 'ok' in strata) {
     if (slot.strataFd?.nlink === 0) return 'unnamed-lower-fd-change';
   }
   return undefined;

@@ -73,7 +73,16 @@ describe('union mount under concurrent use', () => {
         let err = '';
         p.stdout.on('data', (d: Buffer) => (out += d));
         p.stderr.on('data', (d: Buffer) => (err += d));
-        p.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as Record<string, string>) : reject(new Error(`worker ${id}: ${err}`))));
+        // 'close', not 'exit': a busy machine may report the exit before the pipe's last
+        // data (the whole output, written at the end), which failed the suite once.
+        p.once('close', (code) => {
+          try {
+            if (code !== 0) throw new Error(`worker ${id} exited ${code}: ${err}`);
+            resolve(JSON.parse(out) as Record<string, string>);
+          } catch (e) {
+            reject(e instanceof Error ? e : new Error(String(e)));
+          }
+        });
       }),
     );
     const expected: Record<string, string> = Object.assign({}, ...(await Promise.all(runs)));

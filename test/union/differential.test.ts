@@ -508,7 +508,7 @@ add({
 add({
   name: 'fds whose object lost its last name without a copy-up: fstat of an open dir after rmdir, fchmod of a hard-linked file after unlink',
   // A lone file (no other name) is in test/union/nameless-fd.test.ts: overlayfs fails there.
-  layers: [{ 'd/x': 'x\n', h: 'data\n', h2: hl('h'), e: d() }],
+  layers: [{ d: d({ xattrs: { 'user.k': 'lower' } }), 'd/x': 'x\n', h: 'data\n', h2: hl('h'), e: d() }],
   run: (r) => {
     const withFd = <T>(p: string, flags: number, f: (fd: number) => T): T => {
       const fd = fs.openSync(p, flags);
@@ -522,21 +522,30 @@ add({
       fs.unlinkSync(`${r}/d/x`);
       fs.rmdirSync(`${r}/d`);
       const st = fs.fstatSync(fd);
+      // Its xattrs too, as it had them (until session 17: ESTALE; campaign seed 113).
+      const userNames = (): string[] => native.flistxattr(fd).filter((n) => n.startsWith('user.')).sort();
+      const xattrs: unknown[] = [userNames(), native.fgetxattr(fd, 'user.k').toString(), errnoOf(() => native.fgetxattr(fd, 'user.none'))];
+      // and changes to them (campaign seed 113: fsetxattr was ESTALE).
+      native.fsetxattr(fd, 'user.set', Buffer.from('v'), 0);
+      xattrs.push(errnoOf(() => native.fsetxattr(fd, 'user.set', Buffer.from('w'), native.XATTR_CREATE)), errnoOf(() => native.fremovexattr(fd, 'user.none')));
+      native.fremovexattr(fd, 'user.k');
+      xattrs.push(userNames(), native.fgetxattr(fd, 'user.set').toString());
       // A change through the fd still takes (overlayfs changes the deleted upper dir).
       fs.fchmodSync(fd, 0o700);
       // Its mtime is the unlink's (the layers' files are years old).
-      return [st.nlink, st.mode, Date.now() - st.mtimeMs < 60_000, fs.fstatSync(fd).mode];
+      return [st.nlink, st.mode, Date.now() - st.mtimeMs < 60_000, fs.fstatSync(fd).mode, xattrs];
     });
     // Lower-only (e, replaced by a rename) and upper-only (n, removed) directories.
     const fstatAfter = (p: string, remove: () => void): unknown =>
       withFd(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY, (fd) => {
         remove();
         const st = fs.fstatSync(fd);
-        return [st.nlink, st.mode];
+        return [st.nlink, st.mode, native.flistxattr(fd).filter((n) => n.startsWith('user.'))];
       });
     fs.mkdirSync(`${r}/m`);
     const renamedOver = fstatAfter(`${r}/e`, () => fs.renameSync(`${r}/m`, `${r}/e`));
     fs.mkdirSync(`${r}/n`, 0o750);
+    native.lsetxattr(`${r}/n`, 'user.n', Buffer.from('upper'), 0);
     const removed = fstatAfter(`${r}/n`, () => fs.rmdirSync(`${r}/n`));
     // The set's other name, never looked up before, carries the change.
     const linked = withFd(`${r}/h`, fs.constants.O_RDONLY, (fd) => {
@@ -1138,6 +1147,35 @@ add({
     return out;
   },
   expect: [3, true, true, 'shared\nwritten via a\n', 'shared\nwritten via a\n', true, true, true, 3, 0o600, 2, ['a', 'solo', 'top'], true, 3, true, 'shared\nwritten via a\n'],
+});
+
+bothFormats({
+  // Names of a lower hard-link set that a layer above hides (a whiteout, a file put over
+  // one, an opaque directory) still count in the set's st_nlink, before a copy-up and after:
+  // overlayfs counts the lower inode's links and with index=on keeps counting them through
+  // its copy-up; stratafs records the names its copy could not link on the copy
+  // (trusted.overlay.nlink "U+3" here). Until session 17 the count dropped to the names the
+  // copy was linked to (the campaign's most frequent finding: seeds 1, 2, 14, ...).
+  name: 'a lower hard-link set keeps counting its hidden names through a copy-up',
+  layers: [
+    { 'a/f': 'shared\n', 'a/hidden': hl('a/f'), 'b/over': hl('a/f'), 'c/g': hl('a/f'), 'o/in': hl('a/f') },
+    { 'a/hidden': wh, 'b/over': 'other\n', o: opaque() },
+  ],
+  run: (r) => {
+    const out: unknown[] = [statOf(`${r}/a/f`).nlink];
+    fs.chmodSync(`${r}/a/f`, 0o600);
+    out.push(statOf(`${r}/a/f`).nlink, statOf(`${r}/c/g`).nlink, ino(`${r}/c/g`) === ino(`${r}/a/f`));
+    fs.linkSync(`${r}/a/f`, `${r}/a/new`);
+    out.push(statOf(`${r}/a/new`).nlink);
+    fs.unlinkSync(`${r}/c/g`);
+    out.push(statOf(`${r}/a/f`).nlink, read(`${r}/a/new`), ls(`${r}/a`));
+    return out;
+  },
+  expect: [5, 5, 5, true, 6, 5, 'shared\n', ['f', 'new']],
+  // The kernel over our upper dir counts the copy's own links (2): it reads the record only
+  // for a file it can trace to its lower inode through its own origin record (docs/union.md,
+  // "Link counts of lower hard-link sets"). The counts above are compared as results.
+  known: ['nlink'],
 });
 
 add({
