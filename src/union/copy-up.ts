@@ -442,6 +442,9 @@ export class CopyUp {
       if (lifted === rel) continue;
       // At that path, or (only then looked for) under a directory renamed in the upper dir.
       const parents = this.showing(lifted, ref, name) ?? this.showing(this.throughMovedDirs(lifted), ref, name);
+      // The copy's own name, reached under a renamed directory (names are asked for before
+      // the copy is in place, when that name still shows the lower file: campaign seed 740).
+      if (parents?.[0] === rel) continue;
       if (parents) visible.push(parents);
       else if (this.lowerShows(lifted, ref, name)) deleted++;
     }

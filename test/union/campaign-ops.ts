@@ -45,7 +45,9 @@ export type Op =
   | { op: 'fchown'; fd: number; uid: number; gid: number }
   | { op: 'futimens'; fd: number; atime: Time; mtime: Time }
   | { op: 'fsetxattr'; fd: number; name: string; value: string }
-  | { op: 'close'; fd: number };
+  | { op: 'close'; fd: number }
+  // The kernel forgets unused dentries and inodes of both mounts (echo 2 > drop_caches).
+  | { op: 'dropcaches' };
 
 export type OpName = Op['op'];
 
@@ -140,6 +142,15 @@ const WEIGHTS: Array<[OpName, number]> = [
   ['fsetxattr', 1],
   ['close', 3],
 ];
+/**
+ * STRATA_CAMPAIGN_DROP_CACHES=1 adds dropcaches (weight 2). Off by default: it changes every
+ * seed's script, and what stratafs documents about names the kernel forgot (docs/union.md,
+ * "Files unlinked while open": a lower file's fd after its names were forgotten) has no
+ * filter in campaign-known.ts yet, so a finding may be that documented case.
+ */
+function weights(): Array<[OpName, number]> {
+  return process.env.STRATA_CAMPAIGN_DROP_CACHES === '1' ? [...WEIGHTS, ['dropcaches', 2]] : WEIGHTS;
+}
 const FD_OPS = new Set<OpName>(['fstat', 'fread', 'fwrite', 'ftruncate', 'fchmod', 'fchown', 'futimens', 'fsetxattr', 'close']);
 
 /**
@@ -164,13 +175,14 @@ export function generateScript(r: Rng, stackPaths: string[]): Op[] {
   const data = (): string => `w${r.int(1000)}${'.'.repeat(r.int(40))}\n`;
   const open: number[] = [];
   let slots = 0;
-  const total = WEIGHTS.reduce((s, [, w]) => s + w, 0);
+  const table = weights();
+  const total = table.reduce((s, [, w]) => s + w, 0);
   const script: Op[] = [];
   const length = 40 + r.int(41);
   while (script.length < length) {
     let x = r.int(total);
     let kind: OpName = 'stat';
-    for (const [k, w] of WEIGHTS) {
+    for (const [k, w] of table) {
       if (x < w) {
         kind = k;
         break;
@@ -270,6 +282,9 @@ export function generateScript(r: Rng, stackPaths: string[]): Op[] {
       case 'close':
         open.splice(open.indexOf(fd), 1);
         script.push({ op: 'close', fd });
+        break;
+      case 'dropcaches':
+        script.push({ op: 'dropcaches' });
         break;
     }
   }
@@ -457,6 +472,9 @@ export function runOp(op: Op, root: string, fds: FdTable): unknown {
       fs.closeSync(f.fd);
       return 'OK';
     }
+    case 'dropcaches':
+      fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+      return 'OK';
   }
 }
 

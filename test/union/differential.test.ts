@@ -1149,6 +1149,26 @@ add({
   expect: [3, true, true, 'shared\nwritten via a\n', 'shared\nwritten via a\n', true, true, true, 3, 0o600, 2, ['a', 'solo', 'top'], true, 3, true, 'shared\nwritten via a\n'],
 });
 
+add({
+  // A hard-link set known first by its name under a directory an exchange moved is copied up
+  // at that name. Its names are gathered before the copy is in place (to count the hidden
+  // ones); that name, reached through the moved directory, still showed the lower file then
+  // and was taken for a sibling to link: EEXIST on the copy itself (campaign seed 740, a
+  // regression of session 17's first version of the count).
+  name: 'a hard-link set first known under a directory moved by an exchange is copied up at that name',
+  layers: [{ 'fe/a': 'x\n', 'fe/b': hl('fe/a'), 'f0/p/q/h': hl('fe/a'), 'f0/r/s/m': 'm\n' }],
+  run: (r) => {
+    const first = statOf(`${r}/f0/p/q/h`).nlink;
+    native.renameat2(`${r}/f0/r/s`, `${r}/f0/p`, native.RENAME_EXCHANGE);
+    const lists = [ls(`${r}/f0/r/s`), ls(`${r}/f0/p`)];
+    fs.appendFileSync(`${r}/fe/b`, 'more\n');
+    return [first, lists, read(`${r}/fe/a`), read(`${r}/f0/r/s/q/h`), statOf(`${r}/fe/a`).nlink, ino(`${r}/fe/a`) === ino(`${r}/f0/r/s/q/h`)];
+  },
+  expect: [3, [['q'], ['m']], 'x\nmore\n', 'x\nmore\n', 3, true],
+  // q holds the copy, so it is a merged directory now: nlink 1 (docs/union.md, Hard links).
+  known: ['nlink'],
+});
+
 bothFormats({
   // Names of a lower hard-link set that a layer above hides (a whiteout, a file put over
   // one, an opaque directory) still count in the set's st_nlink, before a copy-up and after:
