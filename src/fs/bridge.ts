@@ -7,6 +7,7 @@ import { errnoOf, errnoNumber, fsError } from '../fuse/errors.js';
 import * as out from '../fuse/replies.js';
 import type * as R from '../fuse/requests.js';
 import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
+import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
 import { after } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
@@ -50,9 +51,6 @@ const STALE_ATTRS_MS = 10;
 /** Files with set-id bits: see opened(). */
 const SETID = 0o6000;
 const S_IFDIR = 0o040000;
-/** setxattr(2)'s flags. */
-const XATTR_CREATE = 1;
-const XATTR_REPLACE = 2;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
@@ -78,21 +76,12 @@ function removedDirAttr<D>(node: Inode<D>, e: unknown): Attr {
 }
 
 /**
- * An xattr request on a directory removed while open, answered from what it had just
- * before (Inode.removedXattrs) once the filesystem cannot reach it (ESTALE), as overlayfs
- * answers from the deleted directory's inode.
+ * What a directory removed while open kept of its xattrs, for the xattr requests through its
+ * fd: the filesystem has no path left to reach it by (Inode.removedXattrs). Checked before the
+ * filesystem is asked, so the common request pays one field read.
  */
-function orRemovedXattrs<D, T>(node: Inode<D>, call: () => MaybeAsync<T>, removed: (x: Map<string, Buffer>) => T): MaybeAsync<T> {
-  const fallBack = (e: unknown): T => {
-    if (!node.removedXattrs || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
-    return removed(node.removedXattrs);
-  };
-  try {
-    const v = call();
-    return v instanceof Promise ? v.catch(fallBack) : v;
-  } catch (e) {
-    return fallBack(e);
-  }
+function removedXattrs<D>(node: Inode<D>): Map<string, Buffer> | undefined {
+  return node.links.length === 0 ? node.removedXattrs : undefined;
 }
 
 /**
@@ -652,48 +641,38 @@ export class Bridge<D, H> implements RawFileSystem {
   getxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const name = b.name ?? '';
-    const v = orRemovedXattrs(
-      node,
-      () => need(this.fs.getxattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)),
-      (x) => {
-        const kept = x.get(name);
-        if (!kept) throw fsError('ENODATA');
-        return kept;
-      },
-    );
-    return after(v, (got) => sized(got, b.size));
+    const kept = removedXattrs(node);
+    if (kept) {
+      const v = kept.get(name);
+      if (!v) throw fsError('ENODATA');
+      return sized(v, b.size);
+    }
+    return after(need(this.fs.getxattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)), (v) => sized(v, b.size));
   }
 
   listxattr(ctx: RequestContext, b: R.GetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    const names = orRemovedXattrs(node, () => need(this.fs.listxattr).call(this.fs, ctx, node, this.handleFor(node, undefined)), (x) => [...x.keys()]);
+    const kept = removedXattrs(node);
+    const names = kept ? [...kept.keys()] : need(this.fs.listxattr).call(this.fs, ctx, node, this.handleFor(node, undefined));
     return after(names, (n) => sized(Buffer.from(n.map((x) => `${x}\0`).join('')), b.size));
   }
 
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    // A directory removed while open takes the change in what it keeps, as overlayfs
-    // changes the deleted directory's inode (setRemoved does the same for attributes).
-    return orRemovedXattrs(
-      node,
-      () => need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined)),
-      (x) => {
-        if (b.flags & XATTR_CREATE && x.has(b.name)) throw fsError('EEXIST');
-        if (b.flags & XATTR_REPLACE && !x.has(b.name)) throw fsError('ENODATA');
-        x.set(b.name, Buffer.from(b.value));
-      },
-    );
+    const kept = removedXattrs(node);
+    if (!kept) return need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined));
+    // The change goes into what it keeps, as overlayfs changes the deleted directory's inode
+    // (setRemoved does the same for attributes).
+    if (b.flags & native.XATTR_CREATE && kept.has(b.name)) throw fsError('EEXIST');
+    if (b.flags & native.XATTR_REPLACE && !kept.has(b.name)) throw fsError('ENODATA');
+    kept.set(b.name, Buffer.from(b.value));
   }
 
   removexattr(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    return orRemovedXattrs(
-      node,
-      () => need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)),
-      (x) => {
-        if (!x.delete(name)) throw fsError('ENODATA');
-      },
-    );
+    const kept = removedXattrs(node);
+    if (!kept) return need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined));
+    if (!kept.delete(name)) throw fsError('ENODATA');
   }
 
   access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {
