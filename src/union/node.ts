@@ -68,8 +68,9 @@ const S_IFDIR = 0o040000;
  * names it could not link (UNode.nlinkDelta).
  */
 export function shownNlink(d: UNode, st: { mode: number; nlink: number }): number {
-  // A file unlinked while open has no names left to count (0), whatever it could not link.
-  if ((st.mode & S_IFMT) !== S_IFDIR) return st.nlink > 0 && d.upper ? st.nlink + (d.nlinkDelta ?? 0) : st.nlink;
+  // The names no layer shows stay the file's after its last shown name goes (unlinked while
+  // open): overlayfs (index=on) counts them through an fd too (campaign seed 2080).
+  if ((st.mode & S_IFMT) !== S_IFDIR) return d.upper ? st.nlink + (d.nlinkDelta ?? 0) : st.nlink;
   return d.lowers.length > (d.upper ? 0 : 1) ? 1 : st.nlink;
 }
 

@@ -1199,6 +1199,29 @@ bothFormats({
 });
 
 add({
+  // Campaign seed 2080 (minimized): the names no layer shows are still the file's after
+  // its last shown name goes; overlayfs (index=on) keeps counting them, also through an fd.
+  name: 'a copied-up hard-link set whose last shown name is removed while open still counts its hidden names',
+  layers: [
+    { 'a/f': 'shared\n', 'a/hidden': hl('a/f'), 'b/over': hl('a/f') },
+    { 'a/hidden': wh, 'b/over': 'other\n' },
+  ],
+  run: (r) => {
+    const fd = fs.openSync(`${r}/a/f`, 'r');
+    try {
+      fs.chmodSync(`${r}/a/f`, 0o600);
+      const out: unknown[] = [statOf(`${r}/a/f`).nlink, fs.fstatSync(fd).nlink];
+      fs.unlinkSync(`${r}/a/f`);
+      out.push(fs.fstatSync(fd).nlink, ls(`${r}/a`), fs.readFileSync(fd, 'utf8'));
+      return out;
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+  expect: [3, 3, 2, [], 'shared\n'],
+});
+
+add({
   // The sibling's directory is copied up on the way (to link the sibling there) while the
   // kernel already knows it as a lower-only directory: later requests on it must see that.
   name: 'a hard-link sibling copied up into a directory the kernel knows: remove and rename it',
