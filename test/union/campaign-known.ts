@@ -14,7 +14,8 @@ export type KnownClass =
   | 'lower-link-nlink'
   | 'metacopy-data-mtime'
   | 'read-before-copy-up'
-  | 'unnamed-lower-fd-change';
+  | 'unnamed-lower-fd-change'
+  | 'dir-lseek';
 
 /** What the engine learned about stratafs's objects (by st_ino, which copy-up keeps) while the script ran. */
 export interface KnownState {
@@ -28,10 +29,12 @@ export interface KnownState {
   unnamedFdInos: Set<string>;
   /** the path each open fd (label fd#N) was opened by */
   fdPaths: Map<string, string>;
+  /** files copy_file_range wrote the lower data of a read-before-copy-up fd into (see knownField) */
+  lowerFedInos: Set<string>;
 }
 
 export function newKnownState(strataUpper: string): KnownState {
-  return { strataUpper, lowerLinkInos: new Set(), writeOpenedInos: new Set(), unnamedFdInos: new Set(), fdPaths: new Map() };
+  return { strataUpper, lowerLinkInos: new Set(), writeOpenedInos: new Set(), unnamedFdInos: new Set(), fdPaths: new Map(), lowerFedInos: new Set() };
 }
 
 /**
@@ -90,6 +93,10 @@ export function knownField(d: FieldDiff, strata: TreeEntry | undefined, ino: str
   if (ino !== undefined && st.unnamedFdInos.has(ino)) {
     if (['mode', 'uid', 'gid', 'mtimeNs', 'xattrs'].includes(d.field) || (d.field === 'nlink' && d.strata === 0)) return 'unnamed-lower-fd-change';
   }
+  // The same, carried on by copy_file_range: a file that received, through it, the lower
+  // data a read-before-copy-up fd read on stratafs (checked where it is noted, see
+  // campaign.ts) holds other bytes than the kernel's, and may have another size.
+  if (['sha256', 'size', 'blocks'].includes(d.field) && type === 'file' && ino !== undefined && st.lowerFedInos.has(ino)) return 'read-before-copy-up';
   return undefined;
 }
 
@@ -106,8 +113,12 @@ export interface SlotInfo {
   strataFd?: TreeEntry;
 }
 
-/** A difference of an op's result that is documented, or undefined. */
-export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: SlotInfo): KnownClass | undefined {
+/**
+ * A difference of an op's result that is documented, or undefined. `lowerFed`: a
+ * copy_file_range whose source fd read the lower data on stratafs and other data on the
+ * kernel (campaign.ts checks it before the op).
+ */
+export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: SlotInfo, lowerFed?: Buffer): KnownClass | undefined {
   // docs/union.md, "Where stratafs differs from overlayfs on purpose": "A file opened
   // read-only while it was only in a lower layer keeps reading the lower data after another
   // open copies it up"; overlayfs (since 4.19) reads the upper copy. Known only when stratafs
@@ -115,6 +126,14 @@ export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: Slot
   if (op.op === 'fread' && slot.lowerData && 'ok' in strata && 'ok' in kernel) {
     if (strata.ok === digest(slot.lowerData.subarray(op.pos, op.pos + op.len))) return 'read-before-copy-up';
   }
+  // The same through copy_file_range from such an fd: stratafs copied as much of the lower
+  // data as the length asked for (the kernel, of the copy's data).
+  if (op.op === 'fcopy' && lowerFed && 'ok' in strata && 'ok' in kernel && strata.ok === Math.min(op.len, lowerFed.length)) return 'read-before-copy-up';
+  // docs/union.md, "Where stratafs differs", lseek on directories: SEEK_DATA and SEEK_HOLE on
+  // a directory are answered by the kernel's FUSE itself, from the directory's size; overlayfs
+  // fails them on a merged directory (EINVAL) and passes them to the layer's directory
+  // otherwise (ext4: SEEK_HOLE gives LLONG_MAX).
+  if (op.op === 'fseek' && slot.strataFd?.type === 'dir') return 'dir-lseek';
   // docs/union.md, "Files unlinked while open": a lower file unlinked while open, never
   // copied up, with no other name shown, changed through its fd: stratafs copies it up
   // without a name (fstat then shows nlink 0); "Deliberate difference: overlayfs fails the

@@ -12,6 +12,9 @@ import { lsTyped, truncatePath } from './harness.js';
 /** [seconds, nanoseconds]; nanoseconds may be UTIME_NOW. */
 export type Time = [number, number];
 
+/** fallocate(2)'s modes that reach a FUSE daemon: allocate (may grow the file), keep-size, punch-hole, zero-range. */
+export type FallocMode = 'plain' | 'keep' | 'punch' | 'zero';
+
 /** What an open op asks for: read-only, read-write, read-append, read-write truncating. */
 export type OpenFlags = 'r' | 'r+' | 'a+' | 'w+';
 
@@ -46,6 +49,11 @@ export type Op =
   | { op: 'futimens'; fd: number; atime: Time; mtime: Time }
   | { op: 'fsetxattr'; fd: number; name: string; value: string }
   | { op: 'close'; fd: number }
+  // STRATA_CAMPAIGN_MORE_OPS=1: fallocate(2) in its four modes a daemon is sent,
+  // copy_file_range(2) from another slot's fd (from its start), lseek(2) SEEK_DATA/SEEK_HOLE.
+  | { op: 'fallocate'; fd: number; mode: FallocMode; pos: number; len: number }
+  | { op: 'fcopy'; fd: number; from: number; pos: number; len: number }
+  | { op: 'fseek'; fd: number; pos: number; whence: 'data' | 'hole' }
   // The kernel forgets unused dentries and inodes of both mounts (echo 2 > drop_caches).
   | { op: 'dropcaches' };
 
@@ -55,7 +63,7 @@ export type OpName = Op['op'];
 export function describeOp(op: Op): string {
   const rest = Object.entries(op)
     .filter(([k]) => k !== 'op')
-    .map(([k, v]) => (k === 'mode' ? `0o${(v as number).toString(8)}` : k === 'fd' ? `fd${v as number}` : JSON.stringify(v)));
+    .map(([k, v]) => (k === 'mode' && typeof v === 'number' ? `0o${v.toString(8)}` : k === 'fd' ? `fd${v as number}` : JSON.stringify(v)));
   return `${op.op} ${rest.join(' ')}`;
 }
 
@@ -149,9 +157,13 @@ const WEIGHTS: Array<[OpName, number]> = [
  * filter in campaign-known.ts yet, so a finding may be that documented case.
  */
 function weights(): Array<[OpName, number]> {
-  return process.env.STRATA_CAMPAIGN_DROP_CACHES === '1' ? [...WEIGHTS, ['dropcaches', 2]] : WEIGHTS;
+  const w = [...WEIGHTS];
+  if (process.env.STRATA_CAMPAIGN_DROP_CACHES === '1') w.push(['dropcaches', 2]);
+  if (process.env.STRATA_CAMPAIGN_MORE_OPS === '1') w.push(['fallocate', 2], ['fcopy', 2], ['fseek', 1]);
+  return w;
 }
-const FD_OPS = new Set<OpName>(['fstat', 'fread', 'fwrite', 'ftruncate', 'fchmod', 'fchown', 'futimens', 'fsetxattr', 'close']);
+const FD_OPS = new Set<OpName>(['fstat', 'fread', 'fwrite', 'ftruncate', 'fchmod', 'fchown', 'futimens', 'fsetxattr', 'close', 'fallocate', 'fcopy', 'fseek']);
+const FALLOC_MODES: FallocMode[] = ['plain', 'keep', 'punch', 'zero'];
 
 /**
  * A seeded script over the paths of a random stack (every one of them, '.' left out), of
@@ -283,6 +295,15 @@ export function generateScript(r: Rng, stackPaths: string[]): Op[] {
         open.splice(open.indexOf(fd), 1);
         script.push({ op: 'close', fd });
         break;
+      case 'fallocate':
+        script.push({ op: 'fallocate', fd, mode: r.pick(FALLOC_MODES), pos: r.int(60), len: 1 + r.int(80) });
+        break;
+      case 'fcopy':
+        script.push({ op: 'fcopy', fd, from: r.pick(open), pos: r.int(60), len: 1 + r.int(80) });
+        break;
+      case 'fseek':
+        script.push({ op: 'fseek', fd, pos: r.int(80), whence: r.pick(['data', 'hole'] as const) });
+        break;
       case 'dropcaches':
         script.push({ op: 'dropcaches' });
         break;
@@ -371,6 +392,12 @@ function slot(fds: FdTable, n: number): OpenFile {
 }
 
 const NODE_FLAGS: Record<OpenFlags, string> = { r: 'r', 'r+': 'r+', 'a+': 'a+', 'w+': 'w+' };
+const FALLOC_FLAGS: Record<FallocMode, number> = {
+  plain: 0,
+  keep: native.FALLOC_FL_KEEP_SIZE,
+  punch: native.FALLOC_FL_PUNCH_HOLE | native.FALLOC_FL_KEEP_SIZE,
+  zero: native.FALLOC_FL_ZERO_RANGE,
+};
 
 /** Performs one op on the mount at root; returns what it saw ('OK' for nothing) or throws the errno. */
 export function runOp(op: Op, root: string, fds: FdTable): unknown {
@@ -472,6 +499,14 @@ export function runOp(op: Op, root: string, fds: FdTable): unknown {
       fs.closeSync(f.fd);
       return 'OK';
     }
+    case 'fallocate':
+      native.fallocate(slot(fds, op.fd).fd, FALLOC_FLAGS[op.mode], op.pos, op.len);
+      return 'OK';
+    case 'fcopy':
+      // How many bytes it copied is the result (it stops at the source's end).
+      return native.copyFileRange(slot(fds, op.from).fd, 0, slot(fds, op.fd).fd, op.pos, op.len);
+    case 'fseek':
+      return native.lseek(slot(fds, op.fd).fd, op.pos, op.whence === 'data' ? native.SEEK_DATA : native.SEEK_HOLE);
     case 'dropcaches':
       fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
       return 'OK';

@@ -327,9 +327,10 @@ async function stepOnce(
   const sb = snapLabels(strata.mnt, fdsS, labels, t0);
   if (op.op === 'open') noteOpen(op, kern, strata, fdsK, fdsS, slots, st, sb);
   const slot: SlotInfo = 'fd' in op ? { ...slots.get(op.fd), strataFd: sb.entries[fdLabel(op.fd)] as TreeEntry } : {};
+  const lowerFed = op.op === 'fcopy' && 'ok' in b ? noteLowerFed(op, b.ok as number, fdsK, fdsS, slots, st, sb) : undefined;
 
   const resultDiffers = JSON.stringify(a) !== JSON.stringify(b);
-  const resultKnown = resultDiffers ? knownResult(op, a, b, slot) : undefined;
+  const resultKnown = resultDiffers ? knownResult(op, a, b, slot, lowerFed) : undefined;
   if (resultKnown) {
     count(resultKnown);
     if (resultKnown === 'unnamed-lower-fd-change' && 'fd' in op) {
@@ -408,6 +409,27 @@ function noteOpen(op: Extract<Op, { op: 'open' }>, kern: Side, strata: Side, fds
   const dk = attempt(() => whole(fk.fd));
   const ds = attempt(() => whole(fsd.fd));
   if ('ok' in dk && 'ok' in ds && Buffer.compare(dk.ok as Buffer, ds.ok as Buffer) === 0) slots.set(op.fd, { lowerData: ds.ok as Buffer });
+}
+
+/**
+ * After a copy_file_range on both mounts: when its source fd is one that read the lower data
+ * on stratafs (noteOpen) and now reads other data on the kernel (another open copied the
+ * file up: read-before-copy-up), and stratafs's destination holds exactly that lower data
+ * where the copy went, the destination is noted (KnownState.lowerFedInos). Returns the
+ * source's lower data then.
+ */
+function noteLowerFed(op: Extract<Op, { op: 'fcopy' }>, copied: number, fdsK: FdTable, fdsS: FdTable, slots: Map<number, SlotInfo>, st: KnownState, sb: Snaps): Buffer | undefined {
+  const lowerData = slots.get(op.from)?.lowerData;
+  const srcK = fdsK.get(op.from);
+  const dstS = fdsS.get(op.fd);
+  if (!lowerData || !srcK || !dstS) return undefined;
+  const kernelReads = attempt(() => pread(srcK.fd, 0, 1 << 20));
+  if ('ok' in kernelReads && Buffer.compare(kernelReads.ok as Buffer, lowerData) === 0) return undefined;
+  const landed = attempt(() => pread(dstS.fd, op.pos, copied));
+  if (!('ok' in landed) || Buffer.compare(landed.ok as Buffer, lowerData.subarray(0, copied)) !== 0) return undefined;
+  const ino = sb.inos[fdLabel(op.fd)];
+  if (ino) st.lowerFedInos.add(ino);
+  return lowerData;
 }
 
 /** overlayfs's "data is below" mark (a metadata-only copy, or a copy still landing: docs/union.md). */
