@@ -96,7 +96,10 @@ export function knownField(d: FieldDiff, strata: TreeEntry | undefined, ino: str
   // The same, carried on by copy_file_range: a file that received, through it, the lower
   // data a read-before-copy-up fd read on stratafs (checked where it is noted, see
   // campaign.ts) holds other bytes than the kernel's, and may have another size.
-  if (['sha256', 'size', 'blocks'].includes(d.field) && type === 'file' && ino !== undefined && st.lowerFedInos.has(ino)) return 'read-before-copy-up';
+  // Its mtime too, where only stratafs wrote (the kernel refused the copy: noteLowerFed).
+  if (type === 'file' && ino !== undefined && st.lowerFedInos.has(ino)) {
+    if (['sha256', 'size', 'blocks'].includes(d.field) || (d.field === 'mtimeNs' && d.strata === 'now' && d.kernel !== 'now')) return 'read-before-copy-up';
+  }
   return undefined;
 }
 
@@ -128,7 +131,11 @@ export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: Slot
   }
   // The same through copy_file_range from such an fd: stratafs copied as much of the lower
   // data as the length asked for (the kernel, of the copy's data).
-  if (op.op === 'fcopy' && lowerFed && 'ok' in strata && 'ok' in kernel && strata.ok === Math.min(op.len, lowerFed.length)) return 'read-before-copy-up';
+  // (Or the kernel refused it as a copy within one file whose ranges overlap: there the two
+  // fds are one file, on stratafs the lower file and its copy. noteLowerFed checked that.)
+  if (op.op === 'fcopy' && lowerFed && 'ok' in strata && strata.ok === Math.min(op.len, lowerFed.length)) {
+    if ('ok' in kernel || kernel.error === 'EINVAL') return 'read-before-copy-up';
+  }
   // docs/union.md, "Where stratafs differs", lseek on directories: SEEK_DATA and SEEK_HOLE on
   // a directory are answered by the kernel's FUSE itself, from the directory's size; overlayfs
   // fails them on a merged directory (EINVAL) and passes them to the layer's directory

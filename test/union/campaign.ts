@@ -327,7 +327,7 @@ async function stepOnce(
   const sb = snapLabels(strata.mnt, fdsS, labels, t0);
   if (op.op === 'open') noteOpen(op, kern, strata, fdsK, fdsS, slots, st, sb);
   const slot: SlotInfo = 'fd' in op ? { ...slots.get(op.fd), strataFd: sb.entries[fdLabel(op.fd)] as TreeEntry } : {};
-  const lowerFed = op.op === 'fcopy' && 'ok' in b ? noteLowerFed(op, b.ok as number, fdsK, fdsS, slots, st, sb) : undefined;
+  const lowerFed = op.op === 'fcopy' && 'ok' in b ? noteLowerFed(op, a, b.ok as number, fdsK, fdsS, slots, st, sb) : undefined;
 
   const resultDiffers = JSON.stringify(a) !== JSON.stringify(b);
   const resultKnown = resultDiffers ? knownResult(op, a, b, slot, lowerFed) : undefined;
@@ -412,19 +412,27 @@ function noteOpen(op: Extract<Op, { op: 'open' }>, kern: Side, strata: Side, fds
 }
 
 /**
- * After a copy_file_range on both mounts: when its source fd is one that read the lower data
- * on stratafs (noteOpen) and now reads other data on the kernel (another open copied the
- * file up: read-before-copy-up), and stratafs's destination holds exactly that lower data
+ * After a copy_file_range that stratafs made: when its source fd is one that read the lower
+ * data on stratafs (noteOpen) and is no longer the same file on both (read-before-copy-up:
+ * another open copied the file up), and stratafs's destination holds exactly that lower data
  * where the copy went, the destination is noted (KnownState.lowerFedInos). Returns the
- * source's lower data then.
+ * source's lower data then. "No longer the same": the kernel's source reads other data, or
+ * the kernel refused the copy as one within a single file whose ranges overlap (EINVAL),
+ * its source and destination fds being one file there (the copy's, on stratafs another).
  */
-function noteLowerFed(op: Extract<Op, { op: 'fcopy' }>, copied: number, fdsK: FdTable, fdsS: FdTable, slots: Map<number, SlotInfo>, st: KnownState, sb: Snaps): Buffer | undefined {
+function noteLowerFed(op: Extract<Op, { op: 'fcopy' }>, kernel: Outcome, copied: number, fdsK: FdTable, fdsS: FdTable, slots: Map<number, SlotInfo>, st: KnownState, sb: Snaps): Buffer | undefined {
   const lowerData = slots.get(op.from)?.lowerData;
   const srcK = fdsK.get(op.from);
+  const dstK = fdsK.get(op.fd);
   const dstS = fdsS.get(op.fd);
-  if (!lowerData || !srcK || !dstS) return undefined;
+  if (!lowerData || !srcK || !dstK || !dstS) return undefined;
+  const oneFileOnKernel = (): boolean => {
+    const [x, y] = [fs.fstatSync(srcK.fd), fs.fstatSync(dstK.fd)];
+    return x.ino === y.ino && x.dev === y.dev;
+  };
+  const refusedAsOverlap = 'error' in kernel && kernel.error === 'EINVAL' && op.pos < op.len && oneFileOnKernel();
   const kernelReads = attempt(() => pread(srcK.fd, 0, 1 << 20));
-  if ('ok' in kernelReads && Buffer.compare(kernelReads.ok as Buffer, lowerData) === 0) return undefined;
+  if (!refusedAsOverlap && 'ok' in kernelReads && Buffer.compare(kernelReads.ok as Buffer, lowerData) === 0) return undefined;
   const landed = attempt(() => pread(dstS.fd, op.pos, copied));
   if (!('ok' in landed) || Buffer.compare(landed.ok as Buffer, lowerData.subarray(0, copied)) !== 0) return undefined;
   const ino = sb.inos[fdLabel(op.fd)];
