@@ -129,6 +129,13 @@ export function knownResult(op: Op, kernel: Outcome, strata: Outcome, slot: Slot
   if (op.op === 'fread' && slot.lowerData && 'ok' in strata && 'ok' in kernel) {
     if (strata.ok === digest(slot.lowerData.subarray(op.pos, op.pos + op.len))) return 'read-before-copy-up';
   }
+  // And lseek's SEEK_DATA/SEEK_HOLE through such an fd, answered for the lower data (the
+  // campaign's files have no holes: data up to its end, ENXIO from there).
+  if (op.op === 'fseek' && slot.lowerData && slot.strataFd?.type === 'file') {
+    const size = slot.lowerData.length;
+    const lower = op.pos >= size ? { error: 'ENXIO' } : { ok: op.whence === 'data' ? op.pos : size };
+    if (JSON.stringify(strata) === JSON.stringify(lower)) return 'read-before-copy-up';
+  }
   // The same through copy_file_range from such an fd: stratafs copied as much of the lower
   // data as the length asked for (the kernel, of the copy's data).
   // (Or the kernel refused it as a copy within one file whose ranges overlap: there the two
