@@ -323,12 +323,11 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         return { data: { upper: true, metacopy: false, lowers: found.refs, ix: found.ix }, st, ino };
       }
       // Only a copy of a lower file (it has our origin record) can count names it could not link.
-      const delta = origin !== undefined && (st.mode & S_IFMT) === S_IFREG ? nlinkDeltaOf(up) : 0;
-      const nlinkDelta = delta ? { nlinkDelta: delta } : {};
+      const nlinkDelta = (origin !== undefined && (st.mode & S_IFMT) === S_IFREG ? nlinkDeltaOf(up) : 0) || undefined;
       if ((st.mode & S_IFMT) === S_IFREG && isMetacopy(up)) {
         // The mark of a copy still landing: its data is in it (landing.ts).
         const landing = stack.landings.of(st.ino);
-        if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing, ...nlinkDelta }, st, ino };
+        if (landing) return { data: { upper: true, metacopy: false, lowers: [], landing, nlinkDelta }, st, ino };
         const r = redirectOf(up);
         const candidates = r !== undefined ? redirected(stack, pd.lowers, r) : undefined;
         const found = candidates ? searchLowers(stack, candidates, 'metacopy') : below('metacopy');
@@ -342,9 +341,9 @@ export function resolveChild(stack: LayerStack, parent: Inode<UNode>, name: stri
         const blocks = deeper ? deeper.st.blocks : found.top?.blocks;
         const dataSize = deeper ? deeper.st.size : found.top?.size;
         if (dataSize !== undefined && st.size !== dataSize) unlandedCopy(stack, rel, up, st, dataSize);
-        return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks, ...nlinkDelta }, st, ino };
+        return { data: { upper: true, metacopy: true, lowers: found.refs, data: deeper?.ref, dataBlocks: blocks, nlinkDelta }, st, ino };
       }
-      return { data: { upper: true, metacopy: false, lowers: [], ...nlinkDelta }, st, ino };
+      return { data: { upper: true, metacopy: false, lowers: [], nlinkDelta }, st, ino };
     }
   }
   const { refs, top, ix } = below('none');

@@ -375,6 +375,9 @@ async function stepOnce(
   };
 }
 
+/** All a campaign file holds (they stay far below 1 MiB). */
+const readWhole = (fd: number): Buffer => pread(fd, 0, 1 << 20);
+
 /**
  * After an open: whether stratafs's fd reads a lower file (opened read-only while the data
  * was below: no upper copy, or a metadata-only one), with the data both fds read then; and
@@ -405,9 +408,8 @@ function noteOpen(op: Extract<Op, { op: 'open' }>, kern: Side, strata: Side, fds
     /* no upper copy */
   }
   if (!lower) return;
-  const whole = (fd: number): Buffer => pread(fd, 0, 1 << 20);
-  const dk = attempt(() => whole(fk.fd));
-  const ds = attempt(() => whole(fsd.fd));
+  const dk = attempt(() => readWhole(fk.fd));
+  const ds = attempt(() => readWhole(fsd.fd));
   if ('ok' in dk && 'ok' in ds && Buffer.compare(dk.ok as Buffer, ds.ok as Buffer) === 0) slots.set(op.fd, { lowerData: ds.ok as Buffer });
 }
 
@@ -431,7 +433,7 @@ function noteLowerFed(op: Extract<Op, { op: 'fcopy' }>, kernel: Outcome, copied:
     return x.ino === y.ino && x.dev === y.dev;
   };
   const refusedAsOverlap = 'error' in kernel && kernel.error === 'EINVAL' && op.pos < op.len && oneFileOnKernel();
-  const kernelReads = attempt(() => pread(srcK.fd, 0, 1 << 20));
+  const kernelReads = attempt(() => readWhole(srcK.fd));
   if (!refusedAsOverlap && 'ok' in kernelReads && Buffer.compare(kernelReads.ok as Buffer, lowerData) === 0) return undefined;
   const landed = attempt(() => pread(dstS.fd, op.pos, copied));
   if (!('ok' in landed) || Buffer.compare(landed.ok as Buffer, lowerData.subarray(0, copied)) !== 0) return undefined;

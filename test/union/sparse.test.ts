@@ -75,7 +75,10 @@ describe('sparse lower files', () => {
     } finally {
       fs.closeSync(w);
     }
-    const seen = (f: string) => ({ extents: extents(path.join(mnt, f)), blocks: fs.statSync(path.join(mnt, f)).blocks, size: fs.statSync(path.join(mnt, f)).size });
+    const seen = (f: string) => {
+      const { blocks, size } = fs.statSync(path.join(mnt, f));
+      return { extents: extents(path.join(mnt, f)), blocks, size };
+    };
     const out = { plain: seen('plain'), chmodded: seen('chmodded'), written: seen('written'), upperWritten: extents(path.join(upper, 'written')) };
     expect(fs.readFileSync(path.join(mnt, 'written')).subarray(0, 12).toString()).toBe('aaaaaaaaaaWa');
     await m.cleanup();
