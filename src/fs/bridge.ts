@@ -9,10 +9,10 @@ import type * as R from '../fuse/requests.js';
 import type { MaybeAsync, RawFileSystem, ReplyBody, RequestContext, Session } from '../fuse/session.js';
 import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
-import { after } from '../util/maybe-async.js';
+import { after, recover } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
 import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, TimeSpec, Timeouts } from './api.js';
-import type { Inode } from './inode.js';
+import type { Inode, RemovedDir } from './inode.js';
 import { InodeTable } from './inode-table.js';
 import { BackingTable, HandleTable, OTHER_BACKING, type OpenDir, type OpenFile } from './open-files.js';
 
@@ -54,40 +54,35 @@ const S_IFDIR = 0o040000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
-/** What an open directory about to lose its last name keeps for its fds (bridge.attrOfOpenDir). */
+/** An open directory about to lose its last name, with what it keeps (bridge.attrOfOpenDir). */
 interface Removed<D> {
   node: Inode<D>;
-  attr: Attr;
-  xattrs: Map<string, Buffer>;
-}
-
-function keepRemoved<D>(r: Removed<D>): void {
-  r.node.removedAttr = r.attr;
-  r.node.removedXattrs = r.xattrs;
+  kept: RemovedDir;
 }
 
 /**
- * The attributes a directory removed while open answers with once the filesystem cannot
- * reach it (its error `e`, ESTALE); any other failure is rethrown.
+ * What a directory removed while open keeps, used once the filesystem cannot reach it (its
+ * error `e`, ESTALE: no path left); any other failure is rethrown. For a union, a
+ * directory only in lower layers stays reachable there, and a change to it fails as its
+ * copy-up does (overlayfs's errno).
  */
-function removedDirAttr<D>(node: Inode<D>, e: unknown): Attr {
-  if (!node.removedAttr || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
-  return node.removedAttr;
+function removedDir<D>(node: Inode<D>, e: unknown): RemovedDir {
+  if (!node.removed || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
+  return node.removed;
 }
 
 /**
- * What a directory removed while open kept of its xattrs, for the xattr requests through its
- * fd: the filesystem has no path left to reach it by (Inode.removedXattrs). Checked before the
- * filesystem is asked, so the common request pays one field read.
+ * The xattrs a directory removed while open kept, for reads through its fd: checked before
+ * the filesystem is asked, so the common request pays one field read.
  */
 function removedXattrs<D>(node: Inode<D>): Map<string, Buffer> | undefined {
-  return node.links.length === 0 ? node.removedXattrs : undefined;
+  return node.links.length === 0 ? node.removed?.xattrs : undefined;
 }
 
 /**
  * A change to a directory removed while open: nothing of it is left on disk to change (for
  * overlayfs, a deleted upper directory nobody else can reach), so the attributes it answers
- * with change (Inode.removedAttr), as a later fstat through the fd shows.
+ * with change (Inode.removed), as a later fstat through the fd shows.
  */
 function setRemoved(a: Attr, s: SetAttr): Attr {
   const now = Date.now();
@@ -207,12 +202,7 @@ export class Bridge<D, H> implements RawFileSystem {
   getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
-    let attr: MaybeAsync<Attr>;
-    try {
-      attr = this.fs.getattr(ctx, node, fh);
-    } catch (e) {
-      attr = removedDirAttr(node, e);
-    }
+    const attr = recover(() => this.fs.getattr(ctx, node, fh), (e) => removedDir(node, e).attr);
     return after(attr, (a) => out.attrOut(a, this.attrTimeout(node, ctx.nodeid)));
   }
 
@@ -260,14 +250,12 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
-    const set = (): MaybeAsync<Attr> => {
-      try {
-        return need(this.fs.setattr).call(this.fs, ctx, node, s, fh);
-      } catch (e) {
+    const set = (): MaybeAsync<Attr> =>
+      recover(
+        () => need(this.fs.setattr).call(this.fs, ctx, node, s, fh),
         // fchmod, fchown or futimes through the fd of a directory removed while open.
-        return setRemoved(removedDirAttr(node, e), s);
-      }
-    };
+        (e) => setRemoved(removedDir(node, e).attr, s),
+      );
     const apply = (): MaybeAsync<ReplyBody> =>
       after(set(), (a) => {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
@@ -330,14 +318,14 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(this.attrOfOpenDir(ctx, parent.child(name)), (kept) =>
       after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
         this.table.unlinkName(parent, name);
-        if (kept) keepRemoved(kept);
+        if (kept) kept.node.removed = kept.kept;
       }),
     );
   }
 
   /**
    * The attributes an open directory about to lose its last name answers with once the
-   * filesystem cannot reach it (Inode.removedAttr): not needed while its object still
+   * filesystem cannot reach it (Inode.removed): not needed while its object still
    * exists elsewhere (the union's lower directory). A directory that shows its own link
    * count has none left once removed (the host's fstat says 0); 1, the count of a merged
    * one, stays (overlayfs's fstat says 1).
@@ -348,7 +336,7 @@ export class Bridge<D, H> implements RawFileSystem {
     for (const d of this.dirs.values()) open ||= d.node === node;
     if (!open) return undefined;
     return after(this.fs.getattr(ctx, node, undefined), (a) =>
-      after(this.xattrsOf(ctx, node), (xattrs) => ({ node, attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs })),
+      after(this.xattrsOf(ctx, node), (xattrs) => ({ node, kept: { attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs } })),
     );
   }
 
@@ -381,7 +369,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(exchange ? undefined : this.attrOfOpenDir(ctx, newParent.child(b.newname)), (kept) =>
       after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
         this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
-        if (kept && kept.node.links.length === 0) keepRemoved(kept);
+        if (kept && kept.node.links.length === 0) kept.node.removed = kept.kept;
       }),
     );
   }
@@ -657,22 +645,32 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(names, (n) => sized(Buffer.from(n.map((x) => `${x}\0`).join('')), b.size));
   }
 
+  // An xattr change goes to the filesystem first: it may refuse (a read-only mount; a
+  // union's lower-only directory, which cannot be copied up once removed). Once it cannot
+  // reach a directory removed while open, the change goes into what the directory kept, as
+  // overlayfs changes the deleted directory's inode (setRemoved does the same for attributes).
+
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    const kept = removedXattrs(node);
-    if (!kept) return need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined));
-    // The change goes into what it keeps, as overlayfs changes the deleted directory's inode
-    // (setRemoved does the same for attributes).
-    if (b.flags & native.XATTR_CREATE && kept.has(b.name)) throw fsError('EEXIST');
-    if (b.flags & native.XATTR_REPLACE && !kept.has(b.name)) throw fsError('ENODATA');
-    kept.set(b.name, Buffer.from(b.value));
+    return recover(
+      () => need(this.fs.setxattr).call(this.fs, ctx, node, b.name, b.value, b.flags, this.handleFor(node, undefined)),
+      (e) => {
+        const kept = removedDir(node, e).xattrs;
+        if (b.flags & native.XATTR_CREATE && kept.has(b.name)) throw fsError('EEXIST');
+        if (b.flags & native.XATTR_REPLACE && !kept.has(b.name)) throw fsError('ENODATA');
+        kept.set(b.name, Buffer.from(b.value));
+      },
+    );
   }
 
   removexattr(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
-    const kept = removedXattrs(node);
-    if (!kept) return need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined));
-    if (!kept.delete(name)) throw fsError('ENODATA');
+    return recover(
+      () => need(this.fs.removexattr).call(this.fs, ctx, node, name, this.handleFor(node, undefined)),
+      (e) => {
+        if (!removedDir(node, e).xattrs.delete(name)) throw fsError('ENODATA');
+      },
+    );
   }
 
   access(ctx: RequestContext, b: R.AccessIn): MaybeAsync<ReplyBody> {

@@ -138,7 +138,7 @@ export class InodeTable<D> {
     const node = parent.child(name);
     if (!node) return;
     node.removeLink(parent, name);
-    this.retireIfNameless(node, survives);
+    this.retireIfNameless(node, parent, survives);
   }
 
   /** Moves or swaps names after a successful rename. `survives`: a replaced object keeps other names (unlinkName). */
@@ -149,7 +149,7 @@ export class InodeTable<D> {
     target?.removeLink(newParent, newName);
     moved?.addLink(newParent, newName);
     if (exchange) target?.addLink(oldParent, oldName);
-    else if (target && target !== moved) this.retireIfNameless(target, survives);
+    else if (target && target !== moved) this.retireIfNameless(target, newParent, survives);
   }
 
   /**
@@ -158,9 +158,9 @@ export class InodeTable<D> {
    * with that number must get a new nodeid: the kernel refuses a new directory that comes
    * back as the inode of a removed one (ESTALE), and a file would show stale attributes.
    */
-  private retireIfNameless(node: Inode<D>, survives = false): void {
+  private retireIfNameless(node: Inode<D>, from: Inode<D>, survives = false): void {
     if (node.links.length > 0) return;
-    node.unlinked = true;
+    node.unlinkedFrom = from;
     if (!survives && this.byIno.get(node.ino) === node) this.byIno.delete(node.ino);
   }
 }

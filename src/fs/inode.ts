@@ -11,6 +11,17 @@ export interface Link<D> {
   name: string;
 }
 
+/**
+ * What a directory removed while open keeps for its fds: its attributes as they were just
+ * before, with its link count as the removal leaves it, and its xattrs (shown names). An
+ * fstat or fgetxattr of the open directory reaches the filesystem without a handle (FUSE
+ * sends none for directories) and may find no path left to ask by.
+ */
+export interface RemovedDir {
+  attr: Attr;
+  xattrs: Map<string, Buffer>;
+}
+
 export class Inode<D = unknown> {
   /** How many LOOKUP replies the kernel holds for this nodeid (FORGET gives them back). */
   lookups = 0;
@@ -29,21 +40,15 @@ export class Inode<D = unknown> {
   successor: Inode<D> | undefined;
   /** Superseded inodes the kernel still knows whose successor this is: requests on them land here. */
   predecessors = 0;
+  /** A directory removed while open: what its fds still see (RemovedDir). */
+  removed: RemovedDir | undefined;
   /**
-   * A directory removed while open: its attributes as they were just before, with its
-   * link count as the removal leaves it. An fstat of the open directory reaches the
-   * filesystem without a handle (FUSE sends none for directories) and may find no path
-   * left to ask by.
+   * Its last name was removed through the mount (unlink, rmdir, replaced by a rename): the
+   * directory that name was in. An inode also loses its names when the kernel forgets the
+   * directories they are in (dropChildren) while it still holds the inode itself: the
+   * object keeps them then, and this stays unset.
    */
-  removedAttr: Attr | undefined;
-  /** The xattrs such a directory had just before (shown names), for the same requests through its fd. */
-  removedXattrs: Map<string, Buffer> | undefined;
-  /**
-   * Its last name was removed through the mount (unlink, rmdir, replaced by a rename). An
-   * inode also loses its names when the kernel forgets the directories they are in
-   * (dropChildren) while it still holds the inode itself: the object keeps them then.
-   */
-  unlinked = false;
+  unlinkedFrom: Inode<D> | undefined;
 
   constructor(
     readonly nodeid: number,
@@ -95,7 +100,7 @@ export class Inode<D = unknown> {
     (parent.kids ??= new Map()).set(name, this);
     if (this.links.length === 0) this.links = [{ parent, name }];
     else this.links.push({ parent, name });
-    this.unlinked = false;
+    this.unlinkedFrom = undefined;
   }
 
   removeLink(parent: Inode<D>, name: string): void {

@@ -153,6 +153,7 @@ export class CopyUp {
   /** Makes sure a directory exists in the upper dir, copying up its parents first. Synchronous: no data. */
   dir(node: Inode<UNode>): void {
     if (node.data.upper) return;
+    if (node.unlinkedFrom) throw removedDirError(node, node.unlinkedFrom);
     // Already copied up by way of another name (a hard-link sibling's parents).
     const there = lstatHost(this.stack.upperPath(node.path()));
     if (there && (there.mode & S_IFMT) === S_IFDIR) {
@@ -243,9 +244,9 @@ export class CopyUp {
     if (busy) return busy.then(() => this.file(node, metaOnly, opts));
     if (d.upper && (!d.metacopy || metaOnly)) return false;
     if (node.links.length === 0 && !node.isRoot) {
-      // Names the kernel forgot (Inode.unlinked unset) are still the object's on disk, but
+      // Names the kernel forgot (Inode.unlinkedFrom unset) are still the object's on disk, but
       // unknown here: a copy made elsewhere would leave them showing the old file.
-      if (!node.unlinked) throw fsError('ESTALE', `inode ${node.nodeid} has no name the kernel knows`);
+      if (!node.unlinkedFrom) throw fsError('ESTALE', `inode ${node.nodeid} has no name the kernel knows`);
       return this.track(node, this.throughOtherName(node, opts));
     }
     const parent = node.parent();
@@ -603,4 +604,17 @@ function inoBytes(lowerIno: bigint, metaSrc: HostPath, wasUpper: boolean): Buffe
   }
   b.writeBigUInt64LE(lowerIno);
   return b;
+}
+
+/**
+ * A directory only in lower layers, removed while open (an fd or a cwd keeps it): a change
+ * through it would need a copy-up with no name left to take, and fails as overlayfs's
+ * fails. Its copy goes to the name it had: a directory renamed over the whiteout left
+ * there (ENOTDIR) while the directory it was in (`from`) still exists, into no upper
+ * directory at all (EIO) once that was removed too. (Names the kernel only forgot fail in
+ * path(): ESTALE.)
+ */
+function removedDirError(node: Inode<UNode>, from: Inode<UNode>): Error {
+  const errno = from.isRoot || from.links.length > 0 ? 'ENOTDIR' : 'EIO';
+  return fsError(errno, `directory ${node.nodeid} (only in lower layers) was removed while open: it cannot be copied up`);
 }

@@ -10,3 +10,14 @@ export type MaybeAsync<T> = T | Promise<T>;
 export function after<T, U>(v: MaybeAsync<T>, f: (t: T) => MaybeAsync<U>): MaybeAsync<U> {
   return v instanceof Promise ? v.then(f) : f(v);
 }
+
+/** f(), or onError(e) when f throws or its Promise rejects. */
+export function recover<T>(f: () => MaybeAsync<T>, onError: (e: unknown) => MaybeAsync<T>): MaybeAsync<T> {
+  let v: MaybeAsync<T>;
+  try {
+    v = f();
+  } catch (e) {
+    return onError(e);
+  }
+  return v instanceof Promise ? v.catch(onError) : v;
+}

@@ -120,26 +120,26 @@ describe('InodeTable', () => {
     expect(t.forget(sub.nodeid, 1)).toBe(sub);
     expect(told).toEqual(['d/sub/f']);
     expect(next.links).toEqual([]);
-    expect(next.unlinked).toBe(false);
+    expect(next.unlinkedFrom).toBeUndefined();
     expect(t.get(old.nodeid)).toBe(next);
     // A name removed through the mount is an unlink.
     const g = t.remember(d, 'g', 73n, FILE, () => ({ tag: 'g' }));
     t.unlinkName(d, 'g');
-    expect(g.unlinked).toBe(true);
+    expect(g.unlinkedFrom).toBe(d);
     expect(told).toEqual(['d/sub/f']);
     // Linked again (a LINK of an open unlinked file): named once more.
     g.addLink(d, 'g2');
-    expect(g.unlinked).toBe(false);
+    expect(g.unlinkedFrom).toBeUndefined();
   });
 
   it('a file unlinked at its last known name keeps its number when it survives under other names, and gives it up otherwise', () => {
     const t = table();
     const a = t.remember(t.root, 'a', 80n, FILE, () => ({ tag: 'a' }));
     t.unlinkName(t.root, 'a', true);
-    expect(a.unlinked).toBe(true);
+    expect(a.unlinkedFrom).toBe(t.root);
     // Its other name, looked up now: the same inode (the kernel still holds it: an fd).
     expect(t.remember(t.root, 'b', 80n, FILE, () => ({ tag: 'b' }))).toBe(a);
-    expect(a.unlinked).toBe(false);
+    expect(a.unlinkedFrom).toBeUndefined();
     t.unlinkName(t.root, 'b');
     expect(t.remember(t.root, 'c', 80n, FILE, () => ({ tag: 'c' }))).not.toBe(a);
   });
@@ -149,7 +149,7 @@ describe('InodeTable', () => {
     const a = t.remember(t.root, 'a', 80n, FILE, () => ({ tag: 'a' }));
     t.remember(t.root, 'x', 81n, FILE, () => ({ tag: 'x' }));
     t.rename(t.root, 'x', t.root, 'a', false, true);
-    expect(a.unlinked).toBe(true);
+    expect(a.unlinkedFrom).toBe(t.root);
     expect(t.remember(t.root, 'b', 80n, FILE, () => ({ tag: 'b' }))).toBe(a);
     t.remember(t.root, 'y', 82n, FILE, () => ({ tag: 'y' }));
     t.rename(t.root, 'y', t.root, 'b', false);

@@ -560,6 +560,47 @@ add({
 });
 
 add({
+  // Campaign seed 1396 (minimized: open a lower-only directory, rm -rf its parent, fsetxattr
+  // through the fd): stratafs answered success, kept the xattr for the fd, and its fstat
+  // went on showing the lower directory, so an fchmod was lost. overlayfs cannot copy such a
+  // directory up (its copy would go to the name it had), and neither does stratafs now.
+  name: 'changes through the fd of a lower-only directory removed while open fail as its copy-up does: ENOTDIR after an rmdir of it, EIO once its parent is gone too',
+  layers: [{ 'p/r': d({ mode: 0o755, xattrs: { 'user.k': 'lower' } }), 'p/keep': 'k\n', 'q/s': d({ mode: 0o711, xattrs: { 'user.k': 'lower' } }) }],
+  run: (r) => {
+    const changes = (fd: number): unknown[] => [
+      errnoOf(() => fs.fchmodSync(fd, 0o700)),
+      errnoOf(() => fs.fchownSync(fd, 12, 34)),
+      errnoOf(() => fs.futimesSync(fd, 1, 2)),
+      errnoOf(() => native.fsetxattr(fd, 'user.new', Buffer.from('v'), 0)),
+      errnoOf(() => native.fremovexattr(fd, 'user.k')),
+      // Nothing there to remove: answered before any copy-up.
+      errnoOf(() => native.fremovexattr(fd, 'user.none')),
+    ];
+    const afterRemoval = (p: string, remove: () => void): unknown => {
+      const fd = fs.openSync(p, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      try {
+        remove();
+        const tried = changes(fd);
+        const st = fs.fstatSync(fd);
+        const xattrs = native.flistxattr(fd).filter((n) => n.startsWith('user.'));
+        return [tried, st.mode & 0o7777, st.uid, st.mtimeMs === 2000, xattrs, native.fgetxattr(fd, 'user.k').toString()];
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    const rmdirOfIt = afterRemoval(`${r}/p/r`, () => fs.rmdirSync(`${r}/p/r`));
+    const parentGone = afterRemoval(`${r}/q/s`, () => fs.rmSync(`${r}/q`, { recursive: true }));
+    return [rmdirOfIt, parentGone, ls(r), ls(`${r}/p`)];
+  },
+  expect: [
+    [['ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENODATA'], 0o755, 0, false, ['user.k'], 'lower'],
+    [['EIO', 'EIO', 'EIO', 'EIO', 'EIO', 'ENODATA'], 0o711, 0, false, ['user.k'], 'lower'],
+    ['p'],
+    ['keep'],
+  ],
+});
+
+add({
   name: 'fstat and fchmod through a read-only fd opened before a copy-up, after the copy moved to another directory and the kernel dropped its caches',
   layers: [{ 'x/a': 'data\n', 'y/.keep': '' }],
   run: (r) => {
