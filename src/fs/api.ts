@@ -139,6 +139,12 @@ export interface FileSystem<D = unknown, H = unknown> {
    * directory through the mount.
    */
   opendir?(ctx: Context, node: Inode<D>): MaybeAsync<void | { cache: boolean }>;
+  /**
+   * True when opendir would answer `{ cache: true }` for every directory and check
+   * nothing: the kernel then opens directories without asking (bridge.opendir), which
+   * saves two requests for each directory opened.
+   */
+  readonly everyListingCached?: boolean;
   /** Every entry of a directory except "." and "..", which the bridge adds. */
   readdir?(ctx: Context, node: Inode<D>): DirEntry[];
   fsyncdir?(ctx: Context, node: Inode<D>, datasync: boolean): MaybeAsync<void>;

@@ -11,10 +11,11 @@ import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
 import { after, recover } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
-import type { Attr, Context, DirEntry, Entry, FileSystem, OpenResult, SetAttr, TimeSpec, Timeouts } from './api.js';
+import type { Attr, Context, Entry, FileSystem, OpenResult, SetAttr, TimeSpec, Timeouts } from './api.js';
 import type { Inode, RemovedDir } from './inode.js';
 import { InodeTable } from './inode-table.js';
-import { BackingTable, HandleTable, OTHER_BACKING, type OpenDir, type OpenFile } from './open-files.js';
+import { BackingTable, HandleTable, OTHER_BACKING, type OpenFile } from './open-files.js';
+import { Listing, ListingCache } from './listing.js';
 
 export interface BridgeOptions {
   /** How long the kernel may keep names and attributes, of every inode; default 1 s each. */
@@ -54,7 +55,7 @@ const S_IFDIR = 0o040000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
 
-/** An open directory about to lose its last name, with what it keeps (bridge.attrOfOpenDir). */
+/** A directory about to lose its last name, with what it keeps (bridge.keptOfDir). */
 interface Removed<D> {
   node: Inode<D>;
   kept: RemovedDir;
@@ -101,7 +102,7 @@ export class Bridge<D, H> implements RawFileSystem {
   private readonly files = new HandleTable<OpenFile<D, H>>();
   /** Opens served through the page cache, by nodeid: while any exist, no open of that inode may use passthrough. */
   private readonly cachedOpens = new Map<number, number>();
-  private readonly dirs = new HandleTable<OpenDir<D>>();
+  private readonly listings = new ListingCache();
   private backing: BackingTable | undefined;
   private session: Session | undefined;
   private passthrough = false;
@@ -148,11 +149,6 @@ export class Bridge<D, H> implements RawFileSystem {
     );
   }
 
-  /** Open files right now (tests and stats). */
-  get openCount(): number {
-    return this.files.size + this.dirs.size;
-  }
-
   /** Registers a found or created entry with the inode table and builds the reply record. */
   private entryOut(parent: Inode<D>, name: string, e: Entry<D>): out.EntryOut {
     return this.entryOf(this.table.remember(parent, name, e.attr.ino, e.attr.mode, () => e.data as D), e.attr);
@@ -192,7 +188,9 @@ export class Bridge<D, H> implements RawFileSystem {
 
   forget(nodeid: number, nlookup: number): void {
     const gone = this.table.forget(nodeid, nlookup);
-    if (gone) this.fs.forget?.(gone);
+    if (!gone) return;
+    this.listings.forget(nodeid);
+    this.fs.forget?.(gone);
   }
 
   private fileOf(fh: number): OpenFile<D, H> {
@@ -315,7 +313,7 @@ export class Bridge<D, H> implements RawFileSystem {
 
   rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(this.attrOfOpenDir(ctx, parent.child(name)), (kept) =>
+    return after(this.keptOfDir(ctx, parent.child(name)), (kept) =>
       after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
         this.table.unlinkName(parent, name);
         if (kept) kept.node.removed = kept.kept;
@@ -324,17 +322,16 @@ export class Bridge<D, H> implements RawFileSystem {
   }
 
   /**
-   * The attributes an open directory about to lose its last name answers with once the
-   * filesystem cannot reach it (Inode.removed): not needed while its object still
-   * exists elsewhere (the union's lower directory). A directory that shows its own link
-   * count has none left once removed (the host's fstat says 0); 1, the count of a merged
-   * one, stays (overlayfs's fstat says 1).
+   * What a directory about to lose its last name keeps for an fd or a cwd that may still
+   * hold it (Inode.removed), used once the filesystem cannot reach it: not needed while
+   * its object still exists elsewhere (the union's lower directory). Taken for every
+   * directory removed, since the kernel opens directories without telling us (opendir):
+   * an lstat and an llistxattr, which find no xattrs on most. A directory that shows its
+   * own link count has none left once removed (the host's fstat says 0); 1, the count of a
+   * merged one, stays (overlayfs's fstat says 1).
    */
-  private attrOfOpenDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<Removed<D> | undefined> {
+  private keptOfDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<Removed<D> | undefined> {
     if (!node || node.links.length !== 1 || node.type !== S_IFDIR) return undefined;
-    let open = false;
-    for (const d of this.dirs.values()) open ||= d.node === node;
-    if (!open) return undefined;
     return after(this.fs.getattr(ctx, node, undefined), (a) =>
       after(this.xattrsOf(ctx, node), (xattrs) => ({ node, kept: { attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs } })),
     );
@@ -366,7 +363,7 @@ export class Bridge<D, H> implements RawFileSystem {
     const parent = this.table.get(ctx.nodeid);
     const newParent = this.table.get(b.newdir);
     const exchange = (b.flags & 2) !== 0;
-    return after(exchange ? undefined : this.attrOfOpenDir(ctx, newParent.child(b.newname)), (kept) =>
+    return after(exchange ? undefined : this.keptOfDir(ctx, newParent.child(b.newname)), (kept) =>
       after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
         this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
         if (kept && kept.node.links.length === 0) kept.node.removed = kept.kept;
@@ -563,44 +560,45 @@ export class Bridge<D, H> implements RawFileSystem {
     );
   }
 
+  /**
+   * A filesystem that lets the kernel keep every directory's listing has nothing to say at
+   * OPENDIR: answered ENOSYS once, the kernel opens directories without asking from then on
+   * (no_opendir: no OPENDIR or RELEASEDIR for each directory walked) and keeps every
+   * listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE), as `{ cache: true }` asks. Otherwise the
+   * answer carries no handle: READDIR goes by nodeid, with offsets that need none (listing.ts).
+   */
   opendir(ctx: RequestContext): MaybeAsync<ReplyBody> {
+    if (this.fs.everyListingCached) throw fsError('ENOSYS', 'every listing may be kept: no OPENDIR needed');
     const node = this.table.get(ctx.nodeid);
-    return after(this.fs.opendir?.(ctx, node), (r) =>
-      out.openOut(this.dirs.add({ node, entries: undefined }), r?.cache ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0),
-    );
+    return after(this.fs.opendir?.(ctx, node), (r) => out.openOut(0, r?.cache ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0));
   }
 
-  private listing(ctx: RequestContext, node: Inode<D>): DirEntry[] {
+  private listing(ctx: RequestContext, node: Inode<D>): Listing {
     const parent = node.parent() ?? node;
-    return [
-      { name: '.', ino: node.ino, mode: 0o040000 },
-      { name: '..', ino: parent.ino, mode: 0o040000 },
-      ...need(this.fs.readdir).call(this.fs, ctx, node),
-    ];
+    return Listing.of({ name: '.', ino: node.ino, mode: S_IFDIR }, { name: '..', ino: parent.ino, mode: S_IFDIR }, need(this.fs.readdir).call(this.fs, ctx, node));
   }
 
   readdir(ctx: RequestContext, b: R.ReadIn, plus: boolean): ReplyBody {
-    const d = this.dirs.get(b.fh);
-    // Offset 0 is a fresh start (opendir or rewinddir): take a new listing then, and serve
-    // later offsets from it, so entries are neither lost nor repeated across calls.
-    if (b.offset === 0 || !d.entries) d.entries = this.listing(ctx, d.node);
+    const node = this.table.get(ctx.nodeid);
+    const l = this.listings.get(node.nodeid, b.offset, () => this.listing(ctx, node));
+    const { entries, offsets } = l;
     const buf = new out.DirentBuffer(b.size);
-    const entries = d.entries;
-    for (let i = b.offset; i < entries.length; i++) {
+    for (let i = l.after(b.offset); i < entries.length; i++) {
       const e = entries[i]!;
+      const next = offsets[i]!;
       if (!plus) {
-        if (!buf.add(e.name, e.ino, e.mode, i + 1)) break;
+        if (!buf.add(e.name, e.ino, e.mode, next)) break;
         continue;
       }
       if (!buf.fits(e.name, true)) break;
       if (e.name === '.' || e.name === '..') {
         // nodeid 0: the kernel takes no reference, so none is counted here either.
-        buf.addPlus(e.name, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: { ...ZERO_ATTR, ino: e.ino, mode: e.mode } }, i + 1);
+        buf.addPlus(e.name, { nodeid: 0, generation: 0, entryValid: 0, attrValid: 0, attr: { ...ZERO_ATTR, ino: e.ino, mode: e.mode } }, next);
         continue;
       }
       let found: Entry<D>;
       try {
-        found = this.fs.lookup(ctx, d.node, e.name);
+        found = this.fs.lookup(ctx, node, e.name);
       } catch (err) {
         // Gone since the listing was taken: skip it. Other errors end this batch, but
         // entries already counted must reach the kernel, so fail only an empty reply.
@@ -608,18 +606,17 @@ export class Bridge<D, H> implements RawFileSystem {
         if (buf.length === 0) throw err;
         break;
       }
-      buf.addPlus(e.name, this.entryOut(d.node, e.name, found), i + 1);
+      buf.addPlus(e.name, this.entryOut(node, e.name, found), next);
     }
     return buf.finish();
   }
 
-  releasedir(_ctx: RequestContext, b: R.ReleaseIn): ReplyBody {
-    this.dirs.remove(b.fh);
+  releasedir(): ReplyBody {
+    // OPENDIR gave no handle.
   }
 
   fsyncdir(ctx: RequestContext, b: R.FsyncIn): MaybeAsync<ReplyBody> {
-    const d = this.dirs.get(b.fh);
-    return need(this.fs.fsyncdir).call(this.fs, ctx, d.node, (b.fsyncFlags & FSYNC_FDATASYNC) !== 0);
+    return need(this.fs.fsyncdir).call(this.fs, ctx, this.table.get(ctx.nodeid), (b.fsyncFlags & FSYNC_FDATASYNC) !== 0);
   }
 
   statfs(ctx: RequestContext): MaybeAsync<ReplyBody> {

@@ -1,8 +1,7 @@
-// Open files and directories by fh, and the passthrough backing ids they share.
+// Open files by fh, and the passthrough backing ids they share.
 
 import { fsError } from '../fuse/errors.js';
 import { fstatHost } from './attr.js';
-import type { DirEntry } from './api.js';
 import type { Inode } from './inode.js';
 
 export interface OpenFile<D, H> {
@@ -13,12 +12,6 @@ export interface OpenFile<D, H> {
   handle: H;
   /** Set when this open uses the inode's passthrough backing file. */
   backing: boolean;
-}
-
-/** An open directory keeps the listing it took, so offsets stay stable across READDIRs. */
-export interface OpenDir<D> {
-  node: Inode<D>;
-  entries: DirEntry[] | undefined;
 }
 
 export class HandleTable<T> {

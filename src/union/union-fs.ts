@@ -89,6 +89,8 @@ const JOURNAL_BATCH = 1024;
 export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem<UNode, UnionHandle> {
   readonly stack: LayerStack;
   private readonly copyUp: CopyUp;
+  /** opendir's answer for every directory (FileSystem.everyListingCached): no upper dir, or keepListings. */
+  readonly everyListingCached: boolean;
   private index: PathIndex | undefined;
   private served: Served<UNode> | undefined;
   private journal: UpperJournal | undefined;
@@ -117,6 +119,7 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
   constructor(private readonly opts: UnionOptions) {
     super();
     this.stack = new LayerStack({ ...opts, exclusive: true });
+    this.everyListingCached = !this.stack.upper || opts.keepListings === true;
     if (this.stack.work) refuseUnfinishedVolatile(this.stack.work);
     const durable = opts.volatile ? 'never' : opts.syncCopyUp ? 'before' : 'behind';
     this.copyUp = new CopyUp(

@@ -173,6 +173,19 @@ describe('strata bench, size small', () => {
       const fo = cell('read-small', 'fuse-overlayfs');
       expect(fo.status === 'ok' && fo.requests!.ops.READ!.count).toBeGreaterThan(1);
     }
+    // The kernel opens directories without asking stratafs (OPENDIR answered ENOSYS once:
+    // no_opendir), so a walk sends it neither OPENDIR nor RELEASEDIR; fuse-overlayfs gets both.
+    for (const id of ['cold-walk', 'warm-walk']) {
+      const walk = cell(id, 'stratafs');
+      if (walk.status !== 'ok') throw new Error(`stratafs on ${id}: ${JSON.stringify(walk)}`);
+      expect(walk.requests!.ops.OPENDIR?.count ?? 0, id).toBeLessThanOrEqual(1);
+      expect(walk.requests!.ops.RELEASEDIR, id).toBeUndefined();
+      if (id === 'cold-walk') expect(walk.requests!.ops.READDIRPLUS?.count ?? walk.requests!.ops.READDIR?.count, id).toBeGreaterThan(1);
+      if (onPath('fuse-overlayfs')) {
+        const fo = cell(id, 'fuse-overlayfs');
+        expect(fo.status === 'ok' && fo.requests!.ops.OPENDIR!.count, id).toBeGreaterThan(1);
+      }
+    }
     // The tracing instance went with the run, and so did tracefs where the run mounted it.
     if (fs.existsSync('/sys/kernel/tracing/instances')) expect(fs.readdirSync('/sys/kernel/tracing/instances').filter((e) => e.startsWith('strata-bench-'))).toEqual([]);
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain('strata-tracefs-');

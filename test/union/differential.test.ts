@@ -249,6 +249,50 @@ bothFormats({
   expect: [BIGDIR_NAMES, true, [], ['d:n020'], BIGDIR_NAMES.length, ['big']],
 });
 
+add({
+  // READDIR reaches stratafs without a handle (the kernel opens its directories without
+  // asking: no_opendir), so a reader's place is an offset that must mean the same entry in
+  // any later listing: another reader's start takes a new one, and names came and went.
+  name: 'a directory read in pieces while names come and go and another reader starts over: every name there throughout is read once',
+  layers: [Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`big/an-entry-with-a-longer-name-${String(i).padStart(4, '0')}`, '']))],
+  run: (r) => {
+    const dir = `${r}/big`;
+    const all = fs.readdirSync(dir);
+    const reader = fs.opendirSync(dir, { bufferSize: 1 });
+    const seen: string[] = [];
+    const readSome = (n: number): boolean => {
+      for (let i = 0; i < n; i++) {
+        const e = reader.readSync();
+        if (!e) return false;
+        seen.push(e.name);
+      }
+      return true;
+    };
+    try {
+      readSome(300);
+      // The same names on both mounts (their orders differ), some read already, most not.
+      const sorted = [...all].sort();
+      const removed = sorted.filter((_, i) => i % 8 === 3);
+      for (const n of removed) fs.unlinkSync(`${dir}/${n}`);
+      for (let i = 0; i < 100; i++) fs.writeFileSync(`${dir}/new-${i}`, '');
+      const second = fs.readdirSync(dir);
+      // A copy-up changes no listing.
+      fs.chmodSync(`${dir}/${sorted[500]}`, 0o600);
+      readSome(300);
+      for (let i = 100; i < 150; i++) fs.writeFileSync(`${dir}/new-${i}`, '');
+      while (readSome(100));
+      const gone = new Set(removed);
+      const counts = new Map<string, number>();
+      for (const n of seen) counts.set(n, (counts.get(n) ?? 0) + 1);
+      const throughout = all.filter((n) => !gone.has(n));
+      return [throughout.filter((n) => counts.get(n) !== 1), [...counts].filter(([, c]) => c > 1), second.length, new Set(second).size, seen.filter((n) => !n.startsWith('an-entry') && !n.startsWith('new-'))];
+    } finally {
+      reader.closeSync();
+    }
+  },
+  expect: [[], [], 1150, 1150, []],
+});
+
 bothFormats({
   name: 'files replaced by dirs and dirs by files across layers',
   layers: TYPE_SWAPS,
@@ -2111,7 +2155,8 @@ describe(`union mount: ${candidate.name} against ${reference.name}`, () => {
       fs.renameSync(`${big}/n085`, `${big}/n085x`);
       fs.renameSync(`${big}/n087`, `${big}/n087x`);
       fs.writeFileSync(`${big}/n020/new`, 'new');
-      // Upper entries are listed first: enough of them puts copied-up ones past the first call.
+      // Names are listed in the order of their offsets (hashes of the names, src/fs/listing.ts):
+      // with this many, copied-up ones fall into later calls too.
       for (let i = 0; i < 60; i++) fs.writeFileSync(`${big}/new-${i}`, `${i}`);
       const mismatches = (): string[] => {
         const out: string[] = [];
