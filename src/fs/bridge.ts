@@ -562,13 +562,14 @@ export class Bridge<D, H> implements RawFileSystem {
 
   /**
    * A filesystem that lets the kernel keep every directory's listing has nothing to say at
-   * OPENDIR: answered ENOSYS once, the kernel opens directories without asking from then on
+   * OPENDIR: answered ENOSYS once (by a kernel that offers FUSE_NO_OPENDIR_SUPPORT; older
+   * ones would fail the open), the kernel opens directories without asking from then on
    * (no_opendir: no OPENDIR or RELEASEDIR for each directory walked) and keeps every
    * listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE), as `{ cache: true }` asks. Otherwise the
    * answer carries no handle: READDIR goes by nodeid, with offsets that need none (listing.ts).
    */
   opendir(ctx: RequestContext): MaybeAsync<ReplyBody> {
-    if (this.fs.everyListingCached) throw fsError('ENOSYS', 'every listing may be kept: no OPENDIR needed');
+    if (this.fs.everyListingCached && this.session?.negotiated?.noOpendir) throw fsError('ENOSYS', 'every listing may be kept: no OPENDIR needed');
     const node = this.table.get(ctx.nodeid);
     return after(this.fs.opendir?.(ctx, node), (r) => out.openOut(0, r?.cache ? FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE : 0));
   }

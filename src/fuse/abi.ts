@@ -82,6 +82,8 @@ export const InitFlag = {
   ABORT_ERROR: 1n << 21n,
   MAX_PAGES: 1n << 22n,
   CACHE_SYMLINKS: 1n << 23n,
+  /** Offered only: the kernel takes ENOSYS to OPENDIR as "open directories without asking" (5.1+). */
+  NO_OPENDIR_SUPPORT: 1n << 24n,
   EXPLICIT_INVAL_DATA: 1n << 25n,
   SETXATTR_EXT: 1n << 29n,
   INIT_EXT: 1n << 30n,

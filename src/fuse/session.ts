@@ -99,6 +99,8 @@ export interface Negotiated {
   readdirplus: boolean;
   /** Creating requests carry the caller's umask, not yet applied (SessionOptions.posixAcl). */
   dontMask: boolean;
+  /** The kernel opens directories without asking once OPENDIR answers ENOSYS; older ones fail the open. */
+  noOpendir: boolean;
 }
 
 /** An operation the filesystem does not implement answers ENOSYS. */
@@ -389,6 +391,7 @@ export class Session {
       passthrough,
       readdirplus: (flags & InitFlag.DO_READDIRPLUS) !== 0n,
       dontMask: (flags & InitFlag.DONT_MASK) !== 0n,
+      noOpendir: (offered & InitFlag.NO_OPENDIR_SUPPORT) !== 0n,
     };
     log.info({ kernelMinor: body.minor, minor, flags: flags.toString(16), passthrough }, 'FUSE INIT');
     this.fs.init?.(this);
