@@ -316,7 +316,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(this.keptOfDir(ctx, parent.child(name)), (kept) =>
       after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
         this.table.unlinkName(parent, name);
-        if (kept) kept.node.removed = kept.kept;
+        if (kept) this.keepRemoved(kept);
       }),
     );
   }
@@ -328,35 +328,45 @@ export class Bridge<D, H> implements RawFileSystem {
    * directory removed, since the kernel opens directories without telling us (opendir):
    * an lstat and an llistxattr, which find no xattrs on most. A directory that shows its
    * own link count has none left once removed (the host's fstat says 0); 1, the count of a
-   * merged one, stays (overlayfs's fstat says 1).
+   * merged one, stays (overlayfs's fstat says 1). What cannot be read is left out: the
+   * removal itself must not fail for it.
    */
   private keptOfDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<Removed<D> | undefined> {
     if (!node || node.links.length !== 1 || node.type !== S_IFDIR) return undefined;
-    return after(this.fs.getattr(ctx, node, undefined), (a) =>
-      after(this.xattrsOf(ctx, node), (xattrs) => ({ node, kept: { attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs } })),
+    return recover(
+      () =>
+        after(this.fs.getattr(ctx, node, undefined), (a) =>
+          after(this.xattrsOf(ctx, node), (xattrs) => ({ node, kept: { attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs } })),
+        ),
+      () => undefined,
     );
   }
 
-  /**
-   * Every xattr of node (shown names). What cannot be read is left out: the removal itself
-   * must not fail for it.
-   */
-  private async xattrsOf(ctx: RequestContext, node: Inode<D>): Promise<Map<string, Buffer>> {
+  private keepRemoved(r: Removed<D>): void {
+    r.node.removed = r.kept;
+    // Nothing reads a removed directory again.
+    this.listings.forget(r.node.nodeid);
+  }
+
+  /** Every xattr of node (shown names), without those that cannot be read. */
+  private xattrsOf(ctx: RequestContext, node: Inode<D>): MaybeAsync<Map<string, Buffer>> {
     const out = new Map<string, Buffer>();
     const { listxattr, getxattr } = this.fs;
     if (!listxattr || !getxattr) return out;
-    try {
-      for (const n of await listxattr.call(this.fs, ctx, node)) {
-        try {
-          out.set(n, await getxattr.call(this.fs, ctx, node, n));
-        } catch {
-          // gone meanwhile
-        }
-      }
-    } catch {
-      // none readable: its fds will see none
-    }
-    return out;
+    const readOne = (n: string): MaybeAsync<void> =>
+      recover(
+        () => after(getxattr.call(this.fs, ctx, node, n), (v) => void out.set(n, v)),
+        () => undefined, // gone meanwhile
+      );
+    return recover(
+      () =>
+        after(listxattr.call(this.fs, ctx, node), (names) => {
+          let done: MaybeAsync<void> = undefined;
+          for (const n of names) done = after(done, () => readOne(n));
+          return after(done, () => out);
+        }),
+      () => out, // none readable: its fds will see none
+    );
   }
 
   rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
@@ -366,7 +376,7 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(exchange ? undefined : this.keptOfDir(ctx, newParent.child(b.newname)), (kept) =>
       after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
         this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
-        if (kept && kept.node.links.length === 0) kept.node.removed = kept.kept;
+        if (kept && kept.node.links.length === 0) this.keepRemoved(kept);
       }),
     );
   }
@@ -584,7 +594,10 @@ export class Bridge<D, H> implements RawFileSystem {
     const l = this.listings.get(node.nodeid, b.offset, () => this.listing(ctx, node));
     const { entries, offsets } = l;
     const buf = new out.DirentBuffer(b.size);
-    for (let i = l.after(b.offset); i < entries.length; i++) {
+    const first = l.after(b.offset);
+    // The end: the reader is done with this listing (a READDIR after it takes a new one).
+    if (first >= entries.length) this.listings.forget(node.nodeid);
+    for (let i = first; i < entries.length; i++) {
       const e = entries[i]!;
       const next = offsets[i]!;
       if (!plus) {

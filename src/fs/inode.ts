@@ -12,7 +12,8 @@ export interface Link<D> {
 }
 
 /**
- * What a directory removed while open keeps for its fds: its attributes as they were just
+ * What a removed directory keeps for the fds and working directories that may still hold
+ * it (the kernel opens directories without telling us): its attributes as they were just
  * before, with its link count as the removal leaves it, and its xattrs (shown names). An
  * fstat or fgetxattr of the open directory reaches the filesystem without a handle (FUSE
  * sends none for directories) and may find no path left to ask by.
@@ -40,7 +41,7 @@ export class Inode<D = unknown> {
   successor: Inode<D> | undefined;
   /** Superseded inodes the kernel still knows whose successor this is: requests on them land here. */
   predecessors = 0;
-  /** A directory removed while open: what its fds still see (RemovedDir). */
+  /** A removed directory: what its fds (or a cwd in it) still see (RemovedDir). */
   removed: RemovedDir | undefined;
   /**
    * Its last name was removed through the mount (unlink, rmdir, replaced by a rename): the

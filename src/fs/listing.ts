@@ -3,17 +3,22 @@
 // the directory, so a READDIR that resumes after cookie N finds its place in a listing
 // taken later (another reader started over, names came and went meanwhile) without an open
 // handle to keep one listing per reader: once OPENDIR is answered ENOSYS the kernel sends
-// none (bridge.opendir). Names there throughout are neither lost nor repeated; ext4 serves
-// its htree directories the same way, with hash cookies.
+// none (bridge.opendir). ext4 serves its htree directories the same way, with hash cookies.
+//
+// Cookies stay below 2^31, as ext4's do for 32-bit callers: a 32-bit program without large
+// file support gets EOVERFLOW (or loses the entry, by glibc version) from getdents for an
+// offset that does not fit, and telldir() returns a long. Two names may then share a hash
+// (a 10,000-name directory: ~2%); see Listing.of for what that costs.
 
 import type { DirEntry } from './api.js';
 
-/** "." and ".." take offsets 1 and 2; names hash into [FIRST, 2^53): exact as a JS number and a u64. */
+/** "." and ".." take offsets 1 and 2; names hash into [FIRST, 2^31). */
 const FIRST = 3;
+const SPAN = 0x80000000 - FIRST;
 
 /**
- * 53 bits of a name (latin1: one char per byte), from two 32-bit multiplicative lanes mixed
- * together at the end (the construction of the public-domain cyrb53).
+ * 31 bits of a name (latin1: one char per byte), from two 32-bit multiplicative lanes mixed
+ * together at the end (the construction of the public-domain cyrb53, folded to 31 bits).
  */
 export function nameCookie(name: string): number {
   let h1 = 0x9e3779b9;
@@ -27,8 +32,7 @@ export function nameCookie(name: string): number {
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 0xc2b2ae35);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 0x85ebca6b);
   h2 ^= Math.imul(h1 ^ (h1 >>> 13), 0xc2b2ae35);
-  const h = (h2 & 0x1fffff) * 0x100000000 + (h1 >>> 0);
-  return h < FIRST ? h + FIRST : h;
+  return FIRST + (((h1 ^ h2) >>> 0) % SPAN);
 }
 
 export class Listing {
@@ -39,10 +43,13 @@ export class Listing {
   ) {}
 
   /**
-   * "." and ".." first, then the names by cookie. Two names whose cookies meet (~1 in 10^8
-   * for a directory of 10,000) are ordered by name and the second takes the next number
-   * free: the one case where a name's offset depends on another, so a reader that stopped
-   * between them while the first was removed may skip the second.
+   * "." and ".." first, then the names by cookie. Names whose cookies meet are ordered by
+   * name and each after the first takes the next number free: their offsets then depend on
+   * each other, so a reader that stopped between two of them while the first was removed
+   * skips the second, and one that stopped after the second while a name that sorts
+   * before both was made may get it again. Both need a collision (31 bits: ~2% of
+   * 10,000-name directories hold one) and a change at that very place while a reader is
+   * there.
    */
   static of(dot: DirEntry, dotdot: DirEntry, names: readonly DirEntry[], cookie = nameCookie): Listing {
     const keyed = names.map((e) => ({ e, c: cookie(e.name) }));
@@ -73,10 +80,12 @@ export class Listing {
 }
 
 /**
- * The latest listing of recently read directories, by nodeid: a READDIR past offset 0 is
- * served from it instead of listing the directory again for each batch. Only a cache: any
- * listing of the directory serves the same offsets. Offset 0 (opendir, rewinddir) takes a
- * new one, so what a reader starts with is never older than its start.
+ * The latest listing of directories being read, by nodeid, the least recently read dropped
+ * first: a READDIR past offset 0 is served from it instead of listing the directory again
+ * for each batch. Only a cache: any listing of the directory serves the same offsets.
+ * Offset 0 (opendir, rewinddir) takes a new one, so what a reader starts with is never older
+ * than its start; a READDIR that finds nothing left lets it go (no RELEASEDIR says when a
+ * reader is done).
  */
 export class ListingCache {
   private readonly byNode = new Map<number, Listing>();
@@ -85,14 +94,15 @@ export class ListingCache {
 
   get(nodeid: number, offset: number, take: () => Listing): Listing {
     let l = offset === 0 ? undefined : this.byNode.get(nodeid);
-    if (l) return l;
-    l = take();
+    if (!l) l = take();
+    // Most recently read last: the first key is the one to drop.
     this.byNode.delete(nodeid);
     this.byNode.set(nodeid, l);
     if (this.byNode.size > this.max) this.byNode.delete(this.byNode.keys().next().value!);
     return l;
   }
 
+  /** The directory was read to its end, removed, or forgotten: its listing is not needed. */
   forget(nodeid: number): void {
     this.byNode.delete(nodeid);
   }
