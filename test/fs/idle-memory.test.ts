@@ -102,7 +102,9 @@ describe('idle memory', () => {
     const busy = anon(m.pid);
     await sleep(4 * IDLE_MS);
     expect(givenBack(m)).toEqual([]);
-    expect(anon(m.pid)).toBeGreaterThan(busy - 2 ** 20);
+    // V8 and glibc may still return a little on their own (1.6 MiB seen once in a full test
+    // run, the machine busy); giving back, as above, returns well over 8 MiB.
+    expect(anon(m.pid)).toBeGreaterThan(busy - 4 * 2 ** 20);
   });
 
   it('refuses a memory_idle_ms that is not a whole number of milliseconds', () => {
