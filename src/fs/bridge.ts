@@ -1,6 +1,7 @@
 // Adapts an inode-based FileSystem to the raw, nodeid-based protocol: keeps the inode table
-// and its lookup counts, open files and directories, passthrough backing ids, and turns
-// answers into reply bodies. Everything FUSE-specific that is not per-filesystem lives here.
+// and its lookup counts, open files, directory listings (listing.ts) and what removed
+// directories keep (removed-dir.ts), passthrough backing ids, and turns answers into reply
+// bodies. Everything FUSE-specific that is not per-filesystem lives here.
 
 import { FATTR_ATIME, FATTR_ATIME_NOW, FATTR_CTIME, FATTR_FH, FATTR_GID, FATTR_KILL_SUIDGID, FATTR_MODE, FATTR_MTIME, FATTR_MTIME_NOW, FATTR_SIZE, FATTR_UID, FOPEN_CACHE_DIR, FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NOFLUSH, FOPEN_NONSEEKABLE, FOPEN_PASSTHROUGH, FSYNC_FDATASYNC, GETATTR_FH, OPEN_KILL_SUIDGID, RELEASE_FLUSH, WRITE_KILL_SUIDGID } from '../fuse/abi.js';
 import { errnoOf, errnoNumber, fsError } from '../fuse/errors.js';
@@ -11,8 +12,9 @@ import { native } from '../native/binding.js';
 import { log } from '../util/log.js';
 import { after, recover } from '../util/maybe-async.js';
 import { checkAccess } from './access.js';
-import type { Attr, Context, Entry, FileSystem, OpenResult, SetAttr, TimeSpec, Timeouts } from './api.js';
+import type { Attr, Context, Entry, FileSystem, OpenResult, SetAttr, Timeouts } from './api.js';
 import type { Inode, RemovedDir } from './inode.js';
+import { keptOfDir, removedDir, removedXattrs, setRemoved } from './removed-dir.js';
 import { InodeTable } from './inode-table.js';
 import { BackingTable, HandleTable, OTHER_BACKING, type OpenFile } from './open-files.js';
 import { Listing, ListingCache } from './listing.js';
@@ -25,7 +27,6 @@ export interface BridgeOptions {
 }
 
 const ENOENT = errnoNumber('ENOENT');
-const ESTALE = errnoNumber('ESTALE');
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
@@ -54,48 +55,6 @@ const SETID = 0o6000;
 const S_IFDIR = 0o040000;
 
 const ZERO_ATTR: Attr = { ino: 0n, size: 0, blocks: 0, atime: 0, atimensec: 0, mtime: 0, mtimensec: 0, ctime: 0, ctimensec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 };
-
-/** A directory about to lose its last name, with what it keeps (bridge.keptOfDir). */
-interface Removed<D> {
-  node: Inode<D>;
-  kept: RemovedDir;
-}
-
-/**
- * What a directory removed while open keeps, used once the filesystem cannot reach it (its
- * error `e`, ESTALE: no path left); any other failure is rethrown. For a union, a
- * directory only in lower layers stays reachable there, and a change to it fails as its
- * copy-up does (overlayfs's errno).
- */
-function removedDir<D>(node: Inode<D>, e: unknown): RemovedDir {
-  if (!node.removed || node.links.length > 0 || errnoOf(e) !== ESTALE) throw e;
-  return node.removed;
-}
-
-/**
- * The xattrs a directory removed while open kept, for reads through its fd: checked before
- * the filesystem is asked, so the common request pays one field read.
- */
-function removedXattrs<D>(node: Inode<D>): Map<string, Buffer> | undefined {
-  return node.links.length === 0 ? node.removed?.xattrs : undefined;
-}
-
-/**
- * A change to a directory removed while open: nothing of it is left on disk to change (for
- * overlayfs, a deleted upper directory nobody else can reach), so the attributes it answers
- * with change (Inode.removed), as a later fstat through the fd shows.
- */
-function setRemoved(a: Attr, s: SetAttr): Attr {
-  const now = Date.now();
-  const time = (t: TimeSpec): [number, number] => (t === 'now' ? [Math.floor(now / 1000), (now % 1000) * 1e6] : [t.sec, t.nsec]);
-  if (s.mode !== undefined) a.mode = (a.mode & ~0o7777) | (s.mode & 0o7777);
-  if (s.uid !== undefined) a.uid = s.uid;
-  if (s.gid !== undefined) a.gid = s.gid;
-  if (s.atime !== undefined) [a.atime, a.atimensec] = time(s.atime);
-  if (s.mtime !== undefined) [a.mtime, a.mtimensec] = time(s.mtime);
-  [a.ctime, a.ctimensec] = s.ctime ? [s.ctime.sec, s.ctime.nsec] : time('now');
-  return a;
-}
 
 export class Bridge<D, H> implements RawFileSystem {
   readonly table: InodeTable<D>;
@@ -313,70 +272,30 @@ export class Bridge<D, H> implements RawFileSystem {
 
   rmdir(ctx: RequestContext, name: string): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
-    return after(this.keptOfDir(ctx, parent.child(name)), (kept) =>
+    const node = parent.child(name);
+    return after(keptOfDir(this.fs, ctx, node), (kept) =>
       after(need(this.fs.rmdir).call(this.fs, ctx, parent, name), () => {
         this.table.unlinkName(parent, name);
-        if (kept) this.keepRemoved(kept);
+        if (kept) this.keepRemoved(node!, kept);
       }),
     );
   }
 
-  /**
-   * What a directory about to lose its last name keeps for an fd or a cwd that may still
-   * hold it (Inode.removed), used once the filesystem cannot reach it: not needed while
-   * its object still exists elsewhere (the union's lower directory). Taken for every
-   * directory removed, since the kernel opens directories without telling us (opendir):
-   * an lstat and an llistxattr, which find no xattrs on most. A directory that shows its
-   * own link count has none left once removed (the host's fstat says 0); 1, the count of a
-   * merged one, stays (overlayfs's fstat says 1). What cannot be read is left out: the
-   * removal itself must not fail for it.
-   */
-  private keptOfDir(ctx: RequestContext, node: Inode<D> | undefined): MaybeAsync<Removed<D> | undefined> {
-    if (!node || node.links.length !== 1 || node.type !== S_IFDIR) return undefined;
-    return recover(
-      () =>
-        after(this.fs.getattr(ctx, node, undefined), (a) =>
-          after(this.xattrsOf(ctx, node), (xattrs) => ({ node, kept: { attr: { ...a, nlink: a.nlink > 1 ? 0 : a.nlink }, xattrs } })),
-        ),
-      () => undefined,
-    );
-  }
-
-  private keepRemoved(r: Removed<D>): void {
-    r.node.removed = r.kept;
+  private keepRemoved(node: Inode<D>, kept: RemovedDir): void {
+    node.removed = kept;
     // Nothing reads a removed directory again.
-    this.listings.forget(r.node.nodeid);
-  }
-
-  /** Every xattr of node (shown names), without those that cannot be read. */
-  private xattrsOf(ctx: RequestContext, node: Inode<D>): MaybeAsync<Map<string, Buffer>> {
-    const out = new Map<string, Buffer>();
-    const { listxattr, getxattr } = this.fs;
-    if (!listxattr || !getxattr) return out;
-    const readOne = (n: string): MaybeAsync<void> =>
-      recover(
-        () => after(getxattr.call(this.fs, ctx, node, n), (v) => void out.set(n, v)),
-        () => undefined, // gone meanwhile
-      );
-    return recover(
-      () =>
-        after(listxattr.call(this.fs, ctx, node), (names) => {
-          let done: MaybeAsync<void> = undefined;
-          for (const n of names) done = after(done, () => readOne(n));
-          return after(done, () => out);
-        }),
-      () => out, // none readable: its fds will see none
-    );
+    this.listings.forget(node.nodeid);
   }
 
   rename(ctx: RequestContext, b: R.RenameIn): MaybeAsync<ReplyBody> {
     const parent = this.table.get(ctx.nodeid);
     const newParent = this.table.get(b.newdir);
     const exchange = (b.flags & 2) !== 0;
-    return after(exchange ? undefined : this.keptOfDir(ctx, newParent.child(b.newname)), (kept) =>
+    const replaced = exchange ? undefined : newParent.child(b.newname);
+    return after(keptOfDir(this.fs, ctx, replaced), (kept) =>
       after(need(this.fs.rename).call(this.fs, ctx, parent, b.oldname, newParent, b.newname, b.flags), (survives) => {
         this.table.rename(parent, b.oldname, newParent, b.newname, exchange, survives === true);
-        if (kept && kept.node.links.length === 0) this.keepRemoved(kept);
+        if (kept && replaced!.links.length === 0) this.keepRemoved(replaced!, kept);
       }),
     );
   }

@@ -13,7 +13,7 @@ export interface Link<D> {
 
 /**
  * What a removed directory keeps for the fds and working directories that may still hold
- * it (the kernel opens directories without telling us): its attributes as they were just
+ * it (the bridge does not know which directories are open): its attributes as they were just
  * before, with its link count as the removal leaves it, and its xattrs (shown names). An
  * fstat or fgetxattr of the open directory reaches the filesystem without a handle (FUSE
  * sends none for directories) and may find no path left to ask by.

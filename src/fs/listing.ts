@@ -12,9 +12,12 @@
 
 import type { DirEntry } from './api.js';
 
-/** "." and ".." take offsets 1 and 2; names hash into [FIRST, 2^31). */
+/**
+ * "." and ".." take offsets 1 and 2; names hash into [FIRST, FIRST + SPAN), which leaves
+ * room below 2^31 for the numbers colliding names take after the last hash.
+ */
 const FIRST = 3;
-const SPAN = 0x80000000 - FIRST;
+const SPAN = 0x80000000 - FIRST - 0x10000;
 
 /**
  * 31 bits of a name (latin1: one char per byte), from two 32-bit multiplicative lanes mixed

@@ -178,6 +178,8 @@ describe('strata bench, size small', () => {
     for (const id of ['cold-walk', 'warm-walk']) {
       const walk = cell(id, 'stratafs');
       if (walk.status !== 'ok') throw new Error(`stratafs on ${id}: ${JSON.stringify(walk)}`);
+      // Requests were counted at all (the walk's GETATTRs, LOOKUPs or READDIRs).
+      expect(Object.values(walk.requests!.ops).reduce((n, o) => n + o.count, 0), id).toBeGreaterThan(0);
       expect(walk.requests!.ops.OPENDIR?.count ?? 0, id).toBeLessThanOrEqual(1);
       expect(walk.requests!.ops.RELEASEDIR, id).toBeUndefined();
       if (id === 'cold-walk') expect(walk.requests!.ops.READDIRPLUS?.count ?? walk.requests!.ops.READDIR?.count, id).toBeGreaterThan(1);

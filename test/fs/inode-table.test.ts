@@ -147,8 +147,10 @@ describe('InodeTable', () => {
   it('a file a rename replaced keeps its number when it survives under other names, and gives it up otherwise', () => {
     const t = table();
     const a = t.remember(t.root, 'a', 80n, FILE, () => ({ tag: 'a' }));
-    t.remember(t.root, 'x', 81n, FILE, () => ({ tag: 'x' }));
-    t.rename(t.root, 'x', t.root, 'a', false, true);
+    const d = t.remember(t.root, 'd', 83n, DIR, () => ({ tag: 'd' }));
+    t.remember(d, 'x', 81n, FILE, () => ({ tag: 'x' }));
+    // Moved in from another directory: a was in the rename's new parent.
+    t.rename(d, 'x', t.root, 'a', false, true);
     expect(a.unlinkedFrom).toBe(t.root);
     expect(t.remember(t.root, 'b', 80n, FILE, () => ({ tag: 'b' }))).toBe(a);
     t.remember(t.root, 'y', 82n, FILE, () => ({ tag: 'y' }));

@@ -72,11 +72,17 @@ describe('directory listings with name cookies as offsets', () => {
   });
 
   it('names whose cookies meet take the next numbers free, ordered by name', () => {
-    // Two real names with one cookie take ~2^26 tries to find: a cookie function that makes them meet.
-    const l = Listing.of(dot, dotdot, ['c', 'a', 'b', 'd'].map(entry), (n) => (n === 'd' ? 101 : 100));
-    expect(l.entries.map((e) => e.name)).toEqual(['.', '..', 'a', 'b', 'c', 'd']);
-    expect(l.offsets).toEqual([1, 2, 100, 101, 102, 103]);
-    expect(l.after(101)).toBe(4);
+    // Two real names with one 31-bit cookie (found by hashing f0, f1, ...).
+    expect(nameCookie('f25228')).toBe(nameCookie('f84066'));
+    const h = nameCookie('f25228');
+    const l = listing(['f84066', 'f25228']);
+    expect(l.entries.map((e) => e.name)).toEqual(['.', '..', 'f25228', 'f84066']);
+    expect(l.offsets).toEqual([1, 2, h, h + 1]);
+    expect(l.after(h)).toBe(3);
+    // A run of them, through a cookie function that makes them meet: each takes the next number.
+    const run = Listing.of(dot, dotdot, ['c', 'a', 'b', 'd'].map(entry), (n) => (n === 'd' ? 101 : 100));
+    expect(run.entries.map((e) => e.name)).toEqual(['.', '..', 'a', 'b', 'c', 'd']);
+    expect(run.offsets).toEqual([1, 2, 100, 101, 102, 103]);
   });
 
   it('keeps the latest listing of the directories read last: offset 0 takes a new one, later offsets reuse it', () => {

@@ -609,7 +609,7 @@ add({
   // went on showing the lower directory, so an fchmod was lost. overlayfs cannot copy such a
   // directory up (its copy would go to the name it had), and neither does stratafs now.
   name: 'changes through the fd of a lower-only directory removed while open fail as its copy-up does: ENOTDIR after an rmdir of it, EIO once its parent is gone too',
-  layers: [{ 'p/r': d({ mode: 0o755, xattrs: { 'user.k': 'lower' } }), 'p/keep': 'k\n', 'q/s': d({ mode: 0o711, xattrs: { 'user.k': 'lower' } }) }],
+  layers: [{ 'p/r': d({ mode: 0o755, xattrs: { 'user.k': 'lower' } }), 'p/keep': 'k\n', 'q/s': d({ mode: 0o711, xattrs: { 'user.k': 'lower' } }), t: d({ mode: 0o750, xattrs: { 'user.k': 'lower' } }) }],
   run: (r) => {
     const changes = (fd: number): unknown[] => [
       errnoOf(() => fs.fchmodSync(fd, 0o700)),
@@ -634,11 +634,14 @@ add({
     };
     const rmdirOfIt = afterRemoval(`${r}/p/r`, () => fs.rmdirSync(`${r}/p/r`));
     const parentGone = afterRemoval(`${r}/q/s`, () => fs.rmSync(`${r}/q`, { recursive: true }));
-    return [rmdirOfIt, parentGone, ls(r), ls(`${r}/p`)];
+    // Right under the root, which is always there.
+    const underRoot = afterRemoval(`${r}/t`, () => fs.rmdirSync(`${r}/t`));
+    return [rmdirOfIt, parentGone, underRoot, ls(r), ls(`${r}/p`)];
   },
   expect: [
     [['ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENODATA'], 0o755, 0, false, ['user.k'], 'lower'],
     [['EIO', 'EIO', 'EIO', 'EIO', 'EIO', 'ENODATA'], 0o711, 0, false, ['user.k'], 'lower'],
+    [['ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENOTDIR', 'ENODATA'], 0o750, 0, false, ['user.k'], 'lower'],
     ['p'],
     ['keep'],
   ],

@@ -88,7 +88,7 @@ describe('READDIR offsets without a handle', () => {
 
   it.each([
     ['the default cache lifetimes (no OPENDIR)', []],
-    ['-o timeout=0 (OPENDIR, listings not kept)', ['-o', 'timeout=0']],
+    ['-o timeout=0 (OPENDIR; the kernel keeps only lower-only listings)', ['-o', 'timeout=0']],
   ])('fit in 31 bits, as 32-bit programs need, and give every name once, read in small and large pieces: %s', (_label, extra) => {
     const mnt = mounted(`offsets-${extra.length}`, extra as string[]);
     const big = path.join(mnt, 'big');
