@@ -56,6 +56,9 @@ export class InodeTable<D> {
       node.removeLink(l.parent, l.name);
       next.addLink(l.parent, l.name);
     }
+    // Opened without a name (/proc/self/fd of a file unlinked while open): the successor is
+    // still the object whose last name was removed, not one whose names were only forgotten.
+    next.unlinkedFrom = node.unlinkedFrom;
     node.successor = next;
     next.predecessors = 1;
     return next;

@@ -72,6 +72,16 @@ describe('InodeTable', () => {
     expect(t.size).toBe(1);
   });
 
+  it('an object superseded after its last name was removed stays one whose name was removed', () => {
+    const t = table();
+    const d = t.remember(t.root, 'd', 60n, DIR, () => ({ tag: 'd' }));
+    const f = t.remember(d, 'f', 61n, FILE, () => ({ tag: 'f' }));
+    t.unlinkName(d, 'f');
+    const next = t.supersede(f);
+    expect(next.links).toEqual([]);
+    expect(next.unlinkedFrom).toBe(d);
+  });
+
   it('superseded twice: requests on the first nodeid reach the newest', () => {
     const t = table();
     const { old: a, next: b } = superseded(t, 50n);
