@@ -15,7 +15,7 @@ import type { TreeEntry } from '../../src/util/tree.js';
 import { randomStack, rng, toOverlayFormat, type LayerFormat, type LayerSpec } from '../helpers/layers.js';
 import { diffFields, mergedView, mountSide, nowNs, nowed, prepareSide, snapshotLowers, type MergedView, type Side } from './harness.js';
 import { DRIVERS, MountRegistry, forceUnmountUnder, kernelDriver, mountKernelOverlay, mountsUnder, upperRecords, type UnionDriver } from './overlay.js';
-import { closeAll, describeOp, escapes, generateScript, pathsOf, pread, runOp, type FdTable, type Op } from './campaign-ops.js';
+import { closeAll, describeOp, escapes, generateScript, parentOf, pathsOf, pread, runOp, type FdTable, type Op } from './campaign-ops.js';
 import { fdLabel, inosOf, labelsOf, showDiff, snapDiffs, snapLabels, viewDiffs, type FieldDiff, type Snap, type Snaps } from './campaign-view.js';
 import { knownField, knownResult, newKnownState, type KnownClass, type KnownState, type Outcome, type SlotInfo } from './campaign-known.js';
 
@@ -336,6 +336,14 @@ async function stepOnce(
     if (resultKnown === 'unnamed-lower-fd-change' && 'fd' in op) {
       const ino = sb.inos[fdLabel(op.fd)];
       if (ino) st.unnamedFdInos.add(ino);
+    }
+  }
+  // A rename that failed on both alike: its source directory and the source's parent may
+  // show the time of the attempt on the kernel (failed-rename-mtime).
+  if (op.op === 'rename' && 'error' in a && 'error' in b && a.error === b.error) {
+    for (const l of [op.from, parentOf(op.from)]) {
+      const ino = sb.inos[l];
+      if (ino) st.failedRenameInos.add(ino);
     }
   }
   // An op that sets the file's mtime on both sides ends what an open for writing left
