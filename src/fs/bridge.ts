@@ -159,7 +159,13 @@ export class Bridge<D, H> implements RawFileSystem {
   getattr(ctx: RequestContext, body: R.GetattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     const fh = this.handleFor(node, body.getattrFlags & GETATTR_FH ? body.fh : undefined);
-    const attr = recover(() => this.fs.getattr(ctx, node, fh), (e) => removedDir(node, e).attr);
+    // try/catch, not recover(): GETATTR is on every path walk, and needs no closures.
+    let attr: MaybeAsync<Attr>;
+    try {
+      attr = this.fs.getattr(ctx, node, fh);
+    } catch (e) {
+      attr = removedDir(node, e).attr;
+    }
     return after(attr, (a) => out.attrOut(a, this.attrTimeout(node, ctx.nodeid)));
   }
 
@@ -207,12 +213,14 @@ export class Bridge<D, H> implements RawFileSystem {
     if (v & FATTR_MTIME) s.mtime = v & FATTR_MTIME_NOW ? 'now' : { sec: b.mtime, nsec: b.mtimensec };
     if (v & FATTR_CTIME) s.ctime = { sec: b.ctime, nsec: b.ctimensec };
     const fh = this.handleFor(node, v & FATTR_FH ? b.fh : undefined);
-    const set = (): MaybeAsync<Attr> =>
-      recover(
-        () => need(this.fs.setattr).call(this.fs, ctx, node, s, fh),
+    const set = (): MaybeAsync<Attr> => {
+      try {
+        return need(this.fs.setattr).call(this.fs, ctx, node, s, fh);
+      } catch (e) {
         // fchmod, fchown or futimes through the fd of a directory removed while open.
-        (e) => setRemoved(removedDir(node, e).attr, s),
-      );
+        return setRemoved(removedDir(node, e).attr, s);
+      }
+    };
     const apply = (): MaybeAsync<ReplyBody> =>
       after(set(), (a) => {
         // Through a superseded inode (an old open's fchmod, ftruncate...): the kernel updates
@@ -575,11 +583,13 @@ export class Bridge<D, H> implements RawFileSystem {
     return after(names, (n) => sized(Buffer.from(n.map((x) => `${x}\0`).join('')), b.size));
   }
 
-  // An xattr change goes to the filesystem first: it may refuse (a read-only mount; a
-  // union's lower-only directory, which cannot be copied up once removed). Once it cannot
-  // reach a directory removed while open, the change goes into what the directory kept, as
-  // overlayfs changes the deleted directory's inode (setRemoved does the same for attributes).
-
+  /**
+   * An xattr change goes to the filesystem first: it may refuse (a read-only mount; a
+   * union's lower-only directory, which cannot be copied up once removed). Once it cannot
+   * reach a removed directory, the change goes into what the directory kept, as overlayfs
+   * changes the deleted directory's inode (setRemoved does the same for attributes);
+   * removexattr alike.
+   */
   setxattr(ctx: RequestContext, b: R.SetxattrIn): MaybeAsync<ReplyBody> {
     const node = this.table.get(ctx.nodeid);
     return recover(
