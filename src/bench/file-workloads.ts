@@ -110,6 +110,18 @@ export function statPaths(root: string, paths: string[]): { seconds: number; fil
   return { seconds: t, fileBytes, files };
 }
 
+/**
+ * lstat of each path, `rounds` times over, counting those that do not exist (asked without
+ * an exception: a thrown ENOENT costs the caller more than some drivers take to answer).
+ */
+export function statMissing(root: string, paths: string[], rounds: number): { seconds: number; missing: number } {
+  let missing = 0;
+  const t = seconds(() => {
+    for (let r = 0; r < rounds; r++) for (const p of paths) if (fs.lstatSync(`${root}/${p}`, { throwIfNoEntry: false }) === undefined) missing++;
+  });
+  return { seconds: t, missing };
+}
+
 /** Reads every file whole. Returns the bytes read. */
 export function readFiles(root: string, files: string[]): { seconds: number; bytes: number } {
   let bytes = 0;

@@ -50,13 +50,15 @@ function requestTable(w: WorkloadResult, r: BenchResults): string[] {
   const cols = [...time].sort((a, b) => b[1] - a[1]).slice(0, REQUEST_COLUMNS).map(([op]) => op);
   const count = (n: number): string => Math.round(n).toLocaleString('en');
   const lines = ['', 'FUSE requests per run (kernel tracepoints, queued to answered): count × median latency; "time": all their latencies summed.', ''];
-  lines.push(`| driver | requests | time | ${cols.join(' | ')} |`, `|---|---:|---:|${cols.map(() => '---:|').join('')}`);
+  // Cells joined as `| a | b |`: a run that sent no request has no opcode columns.
+  const row = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  lines.push(row(['driver', 'requests', 'time', ...cols]), `|---|---:|---:|${cols.map(() => '---:|').join('')}`);
   for (const { label, req } of traced) {
     const all = Object.values(req.ops);
     const total = all.reduce((a, s) => a + s.count, 0);
     const ms = all.reduce((a, s) => a + s.totalMs, 0);
     const per = cols.map((op) => (req.ops[op] ? `${count(req.ops[op]!.count)} × ${fmtTime(req.ops[op]!.p50Us / 1e6)}` : '–'));
-    lines.push(`| ${label}${req.lost ? ' (trace overran: counts short)' : ''} | ${count(total)} | ${fmtTime(ms / 1000)} | ${per.join(' | ')} |`);
+    lines.push(row([`${label}${req.lost ? ' (trace overran: counts short)' : ''}`, count(total), fmtTime(ms / 1000), ...per]));
   }
   return lines;
 }

@@ -31,6 +31,8 @@ export interface WorkloadCounts {
   chmod: number;
   create: number;
   rename: number;
+  /** Names that do not exist, looked up MISSING_ROUNDS times each (workload missing). */
+  missing: number;
   /** Entries below the tree removed by rm -rf (for a store image: the closest directory). */
   rmTreeEntries: number;
   /** Bytes of small files in the tarball the untar workload extracts. */
@@ -64,7 +66,7 @@ export const SIZES: Record<SizeName, SizeProfile> = {
       middleSymlinks: 50,
       bigBytes: 1024 * MiB,
     },
-    counts: { copyUp: 2000, chmod: 2000, create: 10000, rename: 1000, rmTreeEntries: 3000, untarBytes: 100 * MiB },
+    counts: { copyUp: 2000, chmod: 2000, create: 10000, rename: 1000, missing: 2000, rmTreeEntries: 3000, untarBytes: 100 * MiB },
   },
   small: {
     name: 'small',
@@ -84,7 +86,7 @@ export const SIZES: Record<SizeName, SizeProfile> = {
       middleSymlinks: 10,
       bigBytes: 16 * MiB,
     },
-    counts: { copyUp: 200, chmod: 200, create: 1000, rename: 100, rmTreeEntries: 300, untarBytes: 4 * MiB },
+    counts: { copyUp: 200, chmod: 200, create: 1000, rename: 100, missing: 200, rmTreeEntries: 300, untarBytes: 4 * MiB },
   },
 };
 

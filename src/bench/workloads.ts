@@ -16,6 +16,7 @@ import {
   removeTree,
   renameFiles,
   seqRead,
+  statMissing,
   statPaths,
   untar,
   walkTree,
@@ -60,6 +61,8 @@ const CREATED_DIR = 'strata-bench-created';
 const UNTAR_DIR = 'strata-bench-untar';
 const RENAMED = '.renamed';
 const CHMOD_MODE = 0o600;
+/** How often the missing workload asks for each name: a program started again and again. */
+const MISSING_ROUNDS = 10;
 
 const n = (x: number): string => x.toLocaleString('en');
 const mib = (b: number): string => `${+(b / 2 ** 20).toFixed(1)} MiB`;
@@ -72,6 +75,18 @@ const copyUpTargets = (c: RunCtx): string[] => first(c, c.counts.copyUp);
 const chmodTargets = (c: RunCtx): string[] => first(c, c.counts.chmod);
 const renameTargets = (c: RunCtx): string[] => first(c, c.counts.rename);
 const count = (s: Stage, want: number): number => Math.min(want, s.targets.candidates.length);
+
+/**
+ * Names that do not exist, spread over the image's directories in path order, as a
+ * program's start asks for them: a library in each directory of a search path, a module in
+ * each directory of an import path.
+ */
+function missingNames(s: Stage, k: WorkloadCounts): string[] {
+  const dirs = Object.keys(s.ref)
+    .filter((p) => s.ref[p]!.type === 'dir')
+    .sort();
+  return Array.from({ length: k.missing }, (_x, i) => `${dirs[i % dirs.length]}/probe-${i}.so`).filter((p) => !(p in s.ref));
+}
 
 /** The whole merged view against the merged tree on disk (names, types, modes, owners, sizes). */
 const mergedView = (c: RunCtx, expected = c.stage.ref): string[] => treeDiff(c.root, expected, 'merged view', { content: false });
@@ -136,6 +151,17 @@ export const WORKLOADS: Workload[] = [
       const files = Object.values(c.stage.ref).filter((e) => e.type === 'file');
       return [...seen('regular files', o.seen?.files, files.length), ...seen('bytes in regular files', o.seen?.fileBytes, files.reduce((a, e) => a + e.size!, 0))];
     },
+  },
+  {
+    id: 'missing',
+    title: (s, k) => `lstat of ${n(missingNames(s, k).length)} names that do not exist, ${MISSING_ROUNDS} times each, asked once before (what program starts ask again and again: the loader's search path, PATH, imports)`,
+    // The first time costs what stat-all measures; this is the times after it.
+    prepare: (c) => void statMissing(c.root, missingNames(c.stage, c.counts), 1),
+    run: (c) => {
+      const r = statMissing(c.root, missingNames(c.stage, c.counts), MISSING_ROUNDS);
+      return { seconds: r.seconds, seen: { missing: r.missing } };
+    },
+    check: (c, o) => seen('lstats answered ENOENT', o.seen?.missing, missingNames(c.stage, c.counts).length * MISSING_ROUNDS),
   },
   {
     id: 'read-small',

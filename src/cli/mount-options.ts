@@ -53,16 +53,25 @@ export function splitO(list: string[] | undefined): Map<string, string> {
   return m;
 }
 
-export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean; posixAcl?: boolean }): ServeOptions {
+/**
+ * `namesOnlyThroughMount`: the filesystem's names change only through the mount (the union:
+ * lower layers never change, the upper dir is the mount's alone), so the kernel may keep
+ * "no such file" as long as it keeps names: it learns of every name made from the request
+ * that makes it. Programs look for the same missing paths again and again (the loader's
+ * search path, PATH, an interpreter's imports); overlayfs keeps such negative dentries, and
+ * fuse-overlayfs answers them with its timeout too.
+ */
+export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean; posixAcl?: boolean; namesOnlyThroughMount?: boolean }): ServeOptions {
   const o = splitO(f.o);
   // fuse-overlayfs's -o timeout=S: both cache lifetimes (the flags below still win).
   const timeout = seconds(o.get('timeout'), '-o timeout', defaults.timeout);
+  const entry = seconds(f['entry-timeout'], '--entry-timeout', timeout);
   return {
     allowOther: o.has('allow_other') || (defaults.allowOther ?? false),
     readOnly: o.has('ro'),
     passthrough: !f['no-passthrough'],
-    timeouts: { entry: seconds(f['entry-timeout'], '--entry-timeout', timeout), attr: seconds(f['attr-timeout'], '--attr-timeout', timeout) },
-    negativeTimeout: seconds(f['negative-timeout'], '--negative-timeout', 0),
+    timeouts: { entry, attr: seconds(f['attr-timeout'], '--attr-timeout', timeout) },
+    negativeTimeout: seconds(f['negative-timeout'], '--negative-timeout', defaults.namesOnlyThroughMount ? entry : 0),
     // fuse-overlayfs's -o noacl: permissions by the mode bits alone.
     posixAcl: (defaults.posixAcl ?? false) && !o.has('noacl'),
     memoryIdleMs: millis(o.get('memory_idle_ms'), '-o memory_idle_ms'),

@@ -33,7 +33,7 @@ export async function serveUnion(flags: MountFlags, o: Map<string, string>, m: U
     // kernel checks their permissions (default_permissions). Others need user_allow_other.
     // POSIX ACLs are enforced, as overlayfs does (its layers' and the caller's: the
     // permission checks are the kernel's, default_permissions).
-    const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0, posixAcl: true });
+    const opts = serveOptions(flags, { timeout: CACHE_TIMEOUT_S, allowOther: process.getuid?.() === 0, posixAcl: true, namesOnlyThroughMount: true });
     fsys = new UnionFs({
       lowers: m.lowers,
       upper: m.upper,

@@ -9,6 +9,18 @@ import { describe, expect, it } from 'vitest';
 import { FuseRequestTrace, fuseConnection } from '../../src/bench/fuse-requests.js';
 import { cleanupsAfterEach, mountWith, tmpdir } from '../helpers/mount.js';
 
+/** Requests of the given opcodes the mount gets while `f` runs (the kernel's fuse tracepoints). */
+function requestsOf(mnt: string, f: () => void, ...opcodes: string[]): number {
+  const t = FuseRequestTrace.open();
+  if (typeof t === 'string') throw new Error(t);
+  try {
+    const { ops } = t.record(fuseConnection(mnt)!, f);
+    return opcodes.reduce((n, op) => n + (ops.get(op)?.sent ?? 0), 0);
+  } finally {
+    t.close();
+  }
+}
+
 describe('kernel cache lifetimes of upper objects', () => {
   const cleanups = cleanupsAfterEach();
 
@@ -167,16 +179,7 @@ describe('listings of upper and merged directories', () => {
   }
 
   /** READDIR and READDIRPLUS requests the mount gets while `f` runs. */
-  function readdirRequests(mnt: string, f: () => void): number {
-    const t = FuseRequestTrace.open();
-    if (typeof t === 'string') throw new Error(t);
-    try {
-      const { ops } = t.record(fuseConnection(mnt)!, f);
-      return (ops.get('READDIR')?.sent ?? 0) + (ops.get('READDIRPLUS')?.sent ?? 0);
-    } finally {
-      t.close();
-    }
-  }
+  const readdirRequests = (mnt: string, f: () => void): number => requestsOf(mnt, f, 'READDIR', 'READDIRPLUS');
 
   it('are kept by the kernel, and every change through the mount shows in the next one', () => {
     const { mnt, upper } = mounted('listings-kept');
@@ -218,5 +221,84 @@ describe('listings of upper and merged directories', () => {
     expect(readdirRequests(mnt, () => expect(names(d)).toEqual(['a', 'b', 'h1', 'n']))).toBeGreaterThan(0);
     fs.writeFileSync(path.join(upper, 'd/behind'), '');
     expect(names(d)).toEqual(['a', 'b', 'behind', 'h1', 'n']);
+  });
+});
+
+describe('names that do not exist', () => {
+  const cleanups = cleanupsAfterEach();
+
+  /** A mount over a lower layer holding d/{a,b} and gone (whited out through the mount). */
+  function mounted(name: string, extra: string[] = []): { mnt: string; upper: string } {
+    const base = tmpdir(name);
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
+    const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
+    for (const d of [lower, upper, work, mnt, `${lower}/d`]) fs.mkdirSync(d);
+    for (const f of ['d/a', 'd/b', 'gone']) fs.writeFileSync(path.join(lower, f), f);
+    const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work, ...extra], mnt);
+    cleanups.push(() => m.cleanup());
+    fs.unlinkSync(path.join(mnt, 'gone'));
+    return { mnt, upper };
+  }
+
+  const missing = ['nope', 'd/nope', 'gone', 'd/x', 'd/y', 'd/z', 'd/sub', 'd/s', 'd/l'];
+  /** stat of each missing name, `times` times over: each must fail with ENOENT. */
+  const statMissing = (mnt: string, times: number): void => {
+    for (let i = 0; i < times; i++) {
+      for (const n of missing) expect(() => fs.lstatSync(path.join(mnt, n)), n).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    }
+  };
+
+  it('are kept by the kernel as long as names (one LOOKUP each), and every name made or removed through the mount shows at once', () => {
+    const { mnt } = mounted('negative-kept');
+    fs.lstatSync(path.join(mnt, 'd'));
+    expect(requestsOf(mnt, () => statMissing(mnt, 20), 'LOOKUP')).toBe(missing.length);
+    expect(requestsOf(mnt, () => statMissing(mnt, 20), 'LOOKUP')).toBe(0);
+    // Each name the kernel keeps as missing, made in every way a name can come to be.
+    const d = path.join(mnt, 'd');
+    fs.writeFileSync(path.join(mnt, 'nope'), 'created');
+    fs.writeFileSync(path.join(mnt, 'gone'), 'again');
+    fs.renameSync(path.join(d, 'a'), path.join(d, 'x'));
+    fs.linkSync(path.join(d, 'b'), path.join(d, 'y'));
+    fs.mkdirSync(path.join(d, 'sub'));
+    fs.symlinkSync('x', path.join(d, 's'));
+    execFileSync('mknod', [path.join(d, 'z'), 'p']);
+    fs.writeFileSync(path.join(d, 'nope'), '');
+    fs.renameSync(path.join(d, 'nope'), path.join(d, 'l'));
+    expect(fs.readFileSync(path.join(mnt, 'nope'), 'utf8')).toBe('created');
+    expect(fs.readFileSync(path.join(mnt, 'gone'), 'utf8')).toBe('again');
+    expect(fs.readFileSync(path.join(d, 'x'), 'utf8')).toBe('d/a');
+    expect(fs.readFileSync(path.join(d, 'y'), 'utf8')).toBe('d/b');
+    expect(fs.statSync(path.join(d, 'sub')).isDirectory()).toBe(true);
+    expect(fs.readlinkSync(path.join(d, 's'))).toBe('x');
+    expect(fs.lstatSync(path.join(d, 'z')).isFIFO()).toBe(true);
+    expect(fs.lstatSync(path.join(d, 'l')).isFile()).toBe(true);
+    expect(() => fs.lstatSync(path.join(d, 'nope'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => fs.lstatSync(path.join(d, 'a'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    // And removed again: missing at once.
+    for (const n of ['nope', 'gone', 'd/x', 'd/y', 'd/z', 'd/s', 'd/l']) fs.unlinkSync(path.join(mnt, n));
+    fs.rmdirSync(path.join(d, 'sub'));
+    statMissing(mnt, 2);
+    // A directory renamed away leaves its old name missing, and takes its names along.
+    fs.renameSync(d, path.join(mnt, 'moved'));
+    expect(() => fs.lstatSync(path.join(d, 'b'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(fs.readFileSync(path.join(mnt, 'moved/b'), 'utf8')).toBe('d/b');
+    expect(() => fs.lstatSync(path.join(mnt, 'moved/nope'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+  });
+
+  it('are asked for every time with --negative-timeout 0 or -o timeout=0; a name made behind the mount shows then, and not by default', () => {
+    for (const extra of [['--negative-timeout', '0'], ['-o', 'timeout=0']]) {
+      const { mnt, upper } = mounted(`negative-${extra[1]}`, extra);
+      fs.lstatSync(path.join(mnt, 'd'));
+      statMissing(mnt, 1);
+      expect(requestsOf(mnt, () => statMissing(mnt, 3), 'LOOKUP'), extra.join(' ')).toBeGreaterThanOrEqual(3 * missing.length);
+      fs.writeFileSync(path.join(upper, 'nope'), 'behind');
+      expect(fs.readFileSync(path.join(mnt, 'nope'), 'utf8'), extra.join(' ')).toBe('behind');
+    }
+    // The default keeps "missing": what users must not do (change the upper dir behind the
+    // mount) is how it shows.
+    const { mnt, upper } = mounted('negative-default');
+    statMissing(mnt, 1);
+    fs.writeFileSync(path.join(upper, 'nope'), 'behind');
+    expect(() => fs.lstatSync(path.join(mnt, 'nope'))).toThrow(expect.objectContaining({ code: 'ENOENT' }));
   });
 });
