@@ -279,8 +279,19 @@ export class PathIndex {
     };
   }
 
-  /** Recreates everything from the dirs alone: every layer walked again, every journal rebuilt. */
+  /**
+   * Recreates everything from the dirs alone: every layer walked again, every journal
+   * rebuilt. Refused while a live daemon holds a journal here: a layer walked again gets a
+   * new id, and the mount's view of its stack, which reads the rows by the ids it started
+   * with, would find none of its lower names any more.
+   */
   rebuild(progress?: (what: string) => void): void {
+    for (const u of this.db.prepare('SELECT dir, owner FROM uppers WHERE owner IS NOT NULL ORDER BY dir').all() as Array<{ dir: string; owner: string }>) {
+      const pid = ownerAlive(u.owner);
+      if (pid !== undefined && pid !== process.pid) {
+        throw new Error(`${this.file}: in use by the stratafs daemon with pid ${pid} (upper dir ${u.dir}): a rebuild would take its layers' rows from under its mount; unmount first (\`strata index check\` works while mounted) (EBUSY)`);
+      }
+    }
     for (const l of this.db.prepare('SELECT id, dir FROM layers ORDER BY id').all() as Array<{ id: number; dir: string }>) {
       if (!fs.existsSync(l.dir)) {
         progress?.(`dropping ${l.dir} (gone)`);

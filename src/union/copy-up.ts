@@ -115,6 +115,7 @@ const SMALL_COPY = 64 * 1024;
  * metadata changes of the same file) can be met in that state. Unset (0) in normal use.
  */
 const HOLD_MS = Number(process.env.STRATAFS_COPY_HOLD_MS ?? 0);
+const noop = (): void => {};
 
 export class CopyUp {
   /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
@@ -124,6 +125,12 @@ export class CopyUp {
 
   /** Copy-ups under way, by nodeid: a second request for the same inode waits for the first. */
   private readonly running = new Map<number, Promise<void>>();
+  /**
+   * Where each copy-up under way (by nodeid) will put names: the copy's union path and its
+   * hard-link siblings'. Taken when the copy starts and not read again, so a directory must
+   * not move from above them meanwhile (below()).
+   */
+  private readonly placing = new Map<number, string[]>();
   private readonly links: LinkNames;
 
   constructor(
@@ -199,9 +206,9 @@ export class CopyUp {
    * Renames a finished copy into its place. Copy-up is not a change the user made to the
    * parent directory, so its times are put back as they were (overlayfs does the same),
    * unless the caller is about to change the parent itself.
-   * `rel` is the path the copy was made for, taken before any wait and not read again:
-   * should the parent have been renamed meanwhile, the rename into place fails (ENOENT)
-   * and nothing is half done.
+   * `rel` is the path the copy was made for, taken before any wait and not read again: a
+   * rename of a directory above it waits for the copy (below()), and one of the file itself
+   * or onto it waits too (inFlight()).
    */
   private install(tmp: HostPath, rel: string, from: LowerRef, changesParent: boolean): void {
     const put = (): void => fs.renameSync(tmp, this.stack.upperPath(rel));
@@ -255,7 +262,10 @@ export class CopyUp {
   }
 
   private track(node: Inode<UNode>, copy: Promise<void>): Promise<boolean> {
-    const p = copy.finally(() => this.running.delete(node.nodeid));
+    const p = copy.finally(() => {
+      this.running.delete(node.nodeid);
+      this.placing.delete(node.nodeid);
+    });
     this.running.set(node.nodeid, p);
     return p.then(() => true);
   }
@@ -278,6 +288,20 @@ export class CopyUp {
     if (other) this.dir(other[1][other[1].length - 1]!);
     await this.doFile(node, false, opts, st, other?.[0]);
     if (other) d.anon = openToKeep(this.stack.upperPath(other[0]));
+  }
+
+  /**
+   * Settles (never rejects) once the copy-ups under way have finished, when one of them will
+   * put a name below union directory `dir`; undefined when none will. A rename of `dir`, or
+   * over it, waits for them: a copy goes into place by the path it was started with, which
+   * would then be in a directory made at the old name afterwards (or in none, failing it).
+   */
+  below(dir: string): Promise<void> | undefined {
+    const prefix = dir === '' ? '' : `${dir}/`;
+    for (const paths of this.placing.values()) {
+      if (paths.some((p) => p.startsWith(prefix))) return Promise.all([...this.running.values()].map((r) => r.then(noop, noop))).then(noop);
+    }
+    return undefined;
   }
 
   /**
@@ -324,6 +348,7 @@ export class CopyUp {
     const names = type === S_IFREG && !metaOnly && shownSt.nlink > 1 && rel !== undefined ? this.namesOf(shown, shownSt.ino, rel) : undefined;
     const siblings = names?.visible;
     const unlinkable = names ? shownSt.nlink - 1 - names.visible.length - names.deleted : 0;
+    if (rel !== undefined) this.placing.set(node.nodeid, [rel, ...(siblings ?? []).map(([p]) => p)]);
     let landing: number | undefined;
     try {
       if (type === S_IFREG) {

@@ -635,11 +635,18 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
     // A copy still under way moves once it is in place (else it would be put back at the
     // old name, or over the file moved onto it); one still landing (landing.ts), once it
     // has: its mark would point at no data below the new name.
+    // A directory moved or replaced waits, in the step that moves it, for copy-ups under way
+    // below it (CopyUp.below): each goes into place by the path it started with.
+    const move = (): Promise<boolean> | boolean => {
+      const busy =
+        (src.type === C.S_IFDIR ? this.copyUp.below(parent.childPath(name)) : undefined) ??
+        (dst?.type === C.S_IFDIR ? this.copyUp.below(newParent.childPath(newName)) : undefined);
+      if (busy) return busy.then(move);
+      done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
+      return survives;
+    };
     return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src, parent), () =>
-      after(exchange ? this.movable(dst!, newParent) : undefined, () => {
-        done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
-        return survives;
-      }),
+      after(exchange ? this.movable(dst!, newParent) : undefined, move),
     )));
   }
 

@@ -220,6 +220,20 @@ describe('upper-change journal', () => {
     expect(changes(e)).toContain('A /sneaked-in');
   });
 
+  it('strata index rebuild is refused while a daemon holds the index (its mount reads the rows a rebuild replaces), and works once it is unmounted', async () => {
+    const e = setup();
+    const m = mount(e);
+    const r = strata('index', 'rebuild', '--index', e.index);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`in use by the stratafs daemon with pid ${m.pid} (upper dir ${fs.realpathSync(e.upper)})`);
+    // Names the kernel has not asked for yet are still found through the index's rows.
+    expect(fs.readdirSync(`${e.mnt}/data`)).toContain('d.txt');
+    expect(fs.statSync(`${e.mnt}/data/d.txt`).isFile()).toBe(true);
+    await umount(m);
+    expect(strata('index', 'rebuild', '--index', e.index).status).toBe(0);
+    expect(strata('index', 'check', '--index', e.index).status).toBe(0);
+  });
+
   it('a second daemon on the same upper dir is refused while the first runs', () => {
     const e = setup();
     mount(e);

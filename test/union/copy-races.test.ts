@@ -14,12 +14,17 @@ import { mountKernelOverlay } from './overlay.js';
 describe('a copy-up of data under way', () => {
   const cleanups = cleanupsAfterEach();
 
-  function setup(name: string) {
+  /** A mount over a lower layer holding `files` (each written `lower NAME`), every data copy held. */
+  function setup(name: string, files = ['moved', 'gone', 'mode', 'over', 'src'], links: Array<[string, string]> = []) {
     const base = tmpdir(name);
     cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }));
     const [lower, upper, work, mnt] = ['lower', 'upper', 'work', 'mnt'].map((d) => path.join(base, d)) as [string, string, string, string];
     for (const d of [lower, upper, work, mnt]) fs.mkdirSync(d);
-    for (const f of ['moved', 'gone', 'mode', 'over', 'src']) fs.writeFileSync(path.join(lower, f), `lower ${f}\n`);
+    for (const f of files) {
+      fs.mkdirSync(path.dirname(path.join(lower, f)), { recursive: true });
+      fs.writeFileSync(path.join(lower, f), `lower ${f}\n`);
+    }
+    for (const [from, to] of links) fs.linkSync(path.join(lower, from), path.join(lower, to));
     const m = mountWith(['mount', '--lower', lower, '--upper', upper, '--work', work], mnt, { STRATAFS_COPY_HOLD_MS: '1500' });
     cleanups.push(() => m.cleanup());
     return { base, lower, upper, work, mnt };
@@ -80,6 +85,29 @@ describe('a copy-up of data under way', () => {
     expect(fs.readdirSync(s.mnt).sort()).toEqual(['gone', 'mode', 'moved', 'over']);
     expect(fs.readFileSync(path.join(s.mnt, 'over'), 'utf8')).toBe('lower src\n');
     expect(fs.readFileSync(path.join(kernelOver(s), 'over'), 'utf8')).toBe('lower src\n');
+  });
+
+  it('a rename of a directory above it waits for it: the copy lands under the new name, not in a directory made at the old one', () => {
+    const s = setup('copy-race-dir', ['d/f', 'e/g']);
+    expect(appendingWhile(s.work, path.join(s.mnt, 'd/f'), `mv '${s.mnt}/d' '${s.mnt}/moved' && mkdir '${s.mnt}/d'`)).toBe(0);
+    const shows = (root: string): void => {
+      expect(fs.readdirSync(root).sort(), root).toEqual(['d', 'e', 'moved']);
+      expect(fs.readdirSync(path.join(root, 'd')), root).toEqual([]);
+      expect(fs.readFileSync(path.join(root, 'moved/f'), 'utf8'), root).toBe('lower d/f\nappended\n');
+    };
+    shows(s.mnt);
+    shows(kernelOver(s));
+  });
+
+  it('a rename of the directory of a hard-link sibling waits for it: the sibling is linked under the new name', () => {
+    const s = setup('copy-race-sibling', ['d/h1', 'e/x'], [['d/h1', 'e/h2']]);
+    expect(appendingWhile(s.work, path.join(s.mnt, 'd/h1'), `mv '${s.mnt}/e' '${s.mnt}/e2' && mkdir '${s.mnt}/e'`)).toBe(0);
+    expect(fs.readdirSync(path.join(s.mnt, 'e'))).toEqual([]);
+    expect(fs.readdirSync(path.join(s.mnt, 'e2')).sort()).toEqual(['h2', 'x']);
+    expect(fs.readFileSync(path.join(s.mnt, 'e2/h2'), 'utf8')).toBe('lower d/h1\nappended\n');
+    expect(fs.statSync(path.join(s.mnt, 'e2/h2')).ino).toBe(fs.statSync(path.join(s.mnt, 'd/h1')).ino);
+    expect(fs.readdirSync(path.join(s.upper, 'e'))).toEqual([]);
+    expect(fs.statSync(path.join(s.upper, 'e2/h2')).ino).toBe(fs.statSync(path.join(s.upper, 'd/h1')).ino);
   });
 
   it('a chmod of a metadata-only copy whose data is being copied waits for it: the new mode stays', () => {
