@@ -23,6 +23,7 @@ import {
 } from './file-workloads.js';
 import { appendedEntry, entryDiff, entryOf, gone, isWhiteout, snapshotBelow, treeDiff, without } from './checks.js';
 import { dropCaches } from './measure.js';
+import { joinRel } from '../util/os-path.js';
 import type { WorkloadCounts } from './sizes.js';
 import type { Stage } from './stage.js';
 
@@ -81,11 +82,10 @@ const count = (s: Stage, want: number): number => Math.min(want, s.targets.candi
  * program's start asks for them: a library in each directory of a search path, a module in
  * each directory of an import path.
  */
-function missingNames(s: Stage, k: WorkloadCounts): string[] {
-  const dirs = Object.keys(s.ref)
-    .filter((p) => s.ref[p]!.type === 'dir')
-    .sort();
-  return Array.from({ length: k.missing }, (_x, i) => `${dirs[i % dirs.length]}/probe-${i}.so`).filter((p) => !(p in s.ref));
+export function missingNames(s: Stage, k: WorkloadCounts): string[] {
+  // The root too ('' first), so an image without directories still has somewhere to ask.
+  const dirs = ['', ...Object.keys(s.ref).filter((p) => s.ref[p]!.type === 'dir')].sort();
+  return Array.from({ length: k.missing }, (_x, i) => joinRel(dirs[i % dirs.length]!, `probe-${i}.so`)).filter((p) => !(p in s.ref));
 }
 
 /** The whole merged view against the merged tree on disk (names, types, modes, owners, sizes). */

@@ -63,7 +63,8 @@ export function splitO(list: string[] | undefined): Map<string, string> {
  */
 export function serveOptions(f: MountFlags, defaults: { timeout: number; allowOther?: boolean; posixAcl?: boolean; namesOnlyThroughMount?: boolean }): ServeOptions {
   const o = splitO(f.o);
-  // fuse-overlayfs's -o timeout=S: both cache lifetimes (the flags below still win).
+  // fuse-overlayfs's -o timeout=S: both cache lifetimes, and the negative one where it
+  // follows the entry lifetime (the flags below still win).
   const timeout = seconds(o.get('timeout'), '-o timeout', defaults.timeout);
   const entry = seconds(f['entry-timeout'], '--entry-timeout', timeout);
   return {

@@ -18,7 +18,7 @@ import { mountpointPath } from '../util/os-path.js';
 import { spawnDaemon } from './daemon.js';
 import { childArgs, mountOptionSpec, splitO, type MountFlags } from './mount-options.js';
 
-export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o noacl] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [--no-passthrough] [--log-file F] MNT';
+export const usage = 'strata mount [-f] (--lower L1:L2 [--upper U --work W] | -o lowerdir=L1:L2[,upperdir=U,workdir=W][,...]) [-o index=FILE|off] [-o noacl] [-o follow_copyup] [-o journal_delay_ms=N] [-o volatile|fsync=0] [-o sync_copyup] [-o timeout=S] [--entry-timeout S] [--attr-timeout S] [--negative-timeout S] [--no-passthrough] [--log-file F] MNT';
 export const containerUsage = 'strata mount [--root DIR] [-o allow_other] [--no-passthrough] [--log-file F] CONTAINER PATH';
 
 /** Where the mount keeps its path index, or undefined for none. */

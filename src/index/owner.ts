@@ -24,3 +24,9 @@ export function ownerAlive(owner: string): number | undefined {
   const [boot, pid] = owner.split(':');
   return boot === bootId() && pidAlive(Number(pid)) ? Number(pid) : undefined;
 }
+
+/** The pid of a running process other than this one that holds `owner`, else undefined. */
+export function otherOwnerAlive(owner: string | null): number | undefined {
+  const pid = owner === null ? undefined : ownerAlive(owner);
+  return pid === process.pid ? undefined : pid;
+}

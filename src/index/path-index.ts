@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { log } from '../util/log.js';
 import { ingestLayer, type IngestProgress } from './ingest.js';
-import { ownerAlive, selfOwner } from './owner.js';
+import { otherOwnerAlive, ownerAlive, selfOwner } from './owner.js';
 import { JOURNAL_SETTLE_WAIT_MS, UpperJournal, type UpperChange } from './journal.js';
 import { dropSoundRecord, markSound } from './known-sound.js';
 import { DEFAULT_BUSY_TIMEOUT_MS, isBusy, openIndexDb, ROOT_IX, type IndexDb } from './schema.js';
@@ -178,10 +178,8 @@ export class PathIndex {
   attachUpper(upperDir: string, stack: IndexedStack): UpperJournal {
     const dir = fs.realpathSync(upperDir);
     const row = this.db.prepare('SELECT id, stack, owner, broken FROM uppers WHERE dir = ?').get(dir) as { id: number; stack: number; owner: string | null; broken: string | null } | undefined;
-    if (row?.owner) {
-      const pid = ownerAlive(row.owner);
-      if (pid !== undefined && pid !== process.pid) throw new Error(`${dir}: upper dir is in use by the stratafs daemon with pid ${pid}`);
-    }
+    const holder = otherOwnerAlive(row?.owner ?? null);
+    if (holder !== undefined) throw new Error(`${dir}: upper dir is in use by the stratafs daemon with pid ${holder}`);
     const id = row ? row.id : Number(this.db.prepare("INSERT INTO uppers (dir, stack, updated) VALUES (?, ?, datetime('now'))").run(dir, stack.id).lastInsertRowid);
     const journal = new UpperJournal(this.db, id, dir, stack.view);
     const stale = row !== undefined && (row.owner !== null || row.broken !== null || row.stack !== stack.id);
@@ -191,7 +189,15 @@ export class PathIndex {
       const n = journal.rebuild();
       log.warn({ upper: dir, entries: n, ms: Math.round(performance.now() - t0) }, `upper-change journal rebuilt from the upper dir: ${why}`);
     }
-    this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, selfOwner(), id);
+    this.db
+      .transaction(() => {
+        // A rebuild that began after this stack's layers were read gives them new ids, and
+        // the view would find no rows: its transaction and this one exclude each other.
+        const complete = this.db.prepare(`SELECT count(*) FROM layers WHERE complete = 1 AND id IN (${stack.view.layerIds.join(',')})`).pluck().get() as number;
+        if (complete !== stack.view.layerIds.length) throw new Error(`${this.file}: the path index is being rebuilt (strata index rebuild): mount again once it is done (EBUSY)`);
+        this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, selfOwner(), id);
+      })
+      .immediate();
     this.db.pragma(`busy_timeout = ${JOURNAL_SETTLE_WAIT_MS}`);
     return journal;
   }
@@ -286,12 +292,18 @@ export class PathIndex {
    * with, would find none of its lower names any more.
    */
   rebuild(progress?: (what: string) => void): void {
-    for (const u of this.db.prepare('SELECT dir, owner FROM uppers WHERE owner IS NOT NULL ORDER BY dir').all() as Array<{ dir: string; owner: string }>) {
-      const pid = ownerAlive(u.owner);
-      if (pid !== undefined && pid !== process.pid) {
-        throw new Error(`${this.file}: in use by the stratafs daemon with pid ${pid} (upper dir ${u.dir}): a rebuild would take its layers' rows from under its mount; unmount first (\`strata index check\` works while mounted) (EBUSY)`);
-      }
-    }
+    // In one transaction with the check, every layer is marked as built by this process
+    // before the first is walked: a mount starting meanwhile waits for each (ingestLayer),
+    // and one that read the old ids first is refused as it attaches (attachUpper).
+    this.db
+      .transaction(() => {
+        for (const u of this.db.prepare('SELECT dir, owner FROM uppers WHERE owner IS NOT NULL ORDER BY dir').all() as Array<{ dir: string; owner: string }>) {
+          const pid = otherOwnerAlive(u.owner);
+          if (pid !== undefined) throw new Error(`${this.file}: in use by the stratafs daemon with pid ${pid} (upper dir ${u.dir}): a rebuild would take its layers' rows from under its mount; unmount first (\`strata index check\` works while mounted) (EBUSY)`);
+        }
+        this.db.prepare('UPDATE layers SET complete = 0, builder = ?').run(selfOwner());
+      })
+      .immediate();
     for (const l of this.db.prepare('SELECT id, dir FROM layers ORDER BY id').all() as Array<{ id: number; dir: string }>) {
       if (!fs.existsSync(l.dir)) {
         progress?.(`dropping ${l.dir} (gone)`);
@@ -304,7 +316,6 @@ export class PathIndex {
         continue;
       }
       progress?.(`indexing ${l.dir}`);
-      this.db.prepare('UPDATE layers SET complete = 0 WHERE id = ?').run(l.id);
       ingestLayer(this.db, l.dir, l.dir);
     }
     for (const u of this.uppers()) {

@@ -291,17 +291,19 @@ export class CopyUp {
   }
 
   /**
-   * Settles (never rejects) once the copy-ups under way have finished, when one of them will
-   * put a name below union directory `dir`; undefined when none will. A rename of `dir`, or
+   * Settles (never rejects) once the copy-ups under way that will put a name below union
+   * directory `dir` have finished; undefined when none will. A rename of `dir`, or
    * over it, waits for them: a copy goes into place by the path it was started with, which
    * would then be in a directory made at the old name afterwards (or in none, failing it).
    */
   below(dir: string): Promise<void> | undefined {
     const prefix = dir === '' ? '' : `${dir}/`;
-    for (const paths of this.placing.values()) {
-      if (paths.some((p) => p.startsWith(prefix))) return Promise.all([...this.running.values()].map((r) => r.then(noop, noop))).then(noop);
+    const waits: Array<Promise<void>> = [];
+    for (const [id, paths] of this.placing) {
+      const run = this.running.get(id);
+      if (run && paths.some((p) => p.startsWith(prefix))) waits.push(run.then(noop, noop));
     }
-    return undefined;
+    return waits.length === 0 ? undefined : Promise.all(waits).then(noop);
   }
 
   /**

@@ -17,7 +17,7 @@ import { formatReport, summaryLines } from '../../src/bench/report.js';
 import type { BenchResults, Cell } from '../../src/bench/results.js';
 import { runBench, type BenchOptions } from '../../src/bench/runner.js';
 import { sizeProfile } from '../../src/bench/sizes.js';
-import { WORKLOADS, type RunCtx } from '../../src/bench/workloads.js';
+import { missingNames, WORKLOADS, type RunCtx } from '../../src/bench/workloads.js';
 import { STRATA, tmpdir } from '../helpers/mount.js';
 
 const tmp = tmpdir('bench');
@@ -59,14 +59,7 @@ const tampers: Record<string, { phase: 'before' | 'after'; spoil(c: RunCtx): voi
   'cold-walk': { phase: 'before', spoil: (c) => fs.writeFileSync(path.join(c.root, 'extra'), 'x'), expect: /entries seen by the walk: \d+, expected/ },
   'warm-walk': { phase: 'before', spoil: (c) => fs.unlinkSync(path.join(c.root, smallFile(c))), expect: /entries seen by the walk: \d+, expected/ },
   'stat-all': { phase: 'before', spoil: (c) => fs.appendFileSync(path.join(c.root, smallFile(c)), 'more'), expect: /bytes in regular files: \d+, expected/ },
-  missing: {
-    phase: 'before',
-    spoil: (c) => {
-      const dir = Object.keys(c.stage.ref).filter((p) => c.stage.ref[p]!.type === 'dir').sort()[0]!;
-      fs.writeFileSync(path.join(c.root, dir, 'probe-0.so'), '');
-    },
-    expect: /lstats answered ENOENT: \d+, expected/,
-  },
+  missing: { phase: 'before', spoil: (c) => fs.writeFileSync(path.join(c.root, missingNames(c.stage, c.counts)[0]!), ''), expect: /lstats answered ENOENT: \d+, expected/ },
   'read-small': { phase: 'before', spoil: (c) => fs.truncateSync(path.join(c.root, smallFile(c)), 0), expect: /bytes read: \d+, expected/ },
   'read-big': {
     phase: 'before',

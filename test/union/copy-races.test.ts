@@ -99,6 +99,21 @@ describe('a copy-up of data under way', () => {
     shows(kernelOver(s));
   });
 
+  it('an exchange of its directory with another waits for it (its directory the destination): the copy lands where the directory went', () => {
+    const s = setup('copy-race-exchange', ['d/f', 'e/g']);
+    // rename(e, d, RENAME_EXCHANGE), as mv --exchange does on newer coreutils.
+    const exchange = 'import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); sys.exit(ctypes.get_errno() if libc.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) else 0)';
+    expect(appendingWhile(s.work, path.join(s.mnt, 'd/f'), `python3 -c '${exchange}' '${s.mnt}/e' '${s.mnt}/d'`)).toBe(0);
+    const shows = (root: string): void => {
+      expect(fs.readdirSync(path.join(root, 'd')), root).toEqual(['g']);
+      expect(fs.readdirSync(path.join(root, 'e')), root).toEqual(['f']);
+      expect(fs.readFileSync(path.join(root, 'e/f'), 'utf8'), root).toBe('lower d/f\nappended\n');
+      expect(fs.readFileSync(path.join(root, 'd/g'), 'utf8'), root).toBe('lower e/g\n');
+    };
+    shows(s.mnt);
+    shows(kernelOver(s));
+  });
+
   it('a rename of the directory of a hard-link sibling waits for it: the sibling is linked under the new name', () => {
     const s = setup('copy-race-sibling', ['d/h1', 'e/x'], [['d/h1', 'e/h2']]);
     expect(appendingWhile(s.work, path.join(s.mnt, 'd/h1'), `mv '${s.mnt}/e' '${s.mnt}/e2' && mkdir '${s.mnt}/e'`)).toBe(0);
