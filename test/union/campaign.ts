@@ -326,7 +326,8 @@ async function stepOnce(
   const sa = snapLabels(kern.mnt, fdsK, labels, t0);
   const sb = snapLabels(strata.mnt, fdsS, labels, t0);
   if (op.op === 'open') noteOpen(op, kern, strata, fdsK, fdsS, slots, st, sb);
-  const slot: SlotInfo = 'fd' in op ? { ...slots.get(op.fd), strataFd: sb.entries[fdLabel(op.fd)] as TreeEntry } : {};
+  const fdIno = 'fd' in op ? sb.inos[fdLabel(op.fd)] : undefined;
+  const slot: SlotInfo = 'fd' in op ? { ...slots.get(op.fd), strataFd: sb.entries[fdLabel(op.fd)] as TreeEntry, fedLower: fdIno !== undefined && st.lowerFedInos.has(fdIno) } : {};
   const lowerFed = op.op === 'fcopy' && 'ok' in b ? noteLowerFed(op, a, b.ok as number, fdsK, fdsS, slots, st, sb) : undefined;
 
   const resultDiffers = JSON.stringify(a) !== JSON.stringify(b);
