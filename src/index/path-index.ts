@@ -193,8 +193,9 @@ export class PathIndex {
       .transaction(() => {
         // A rebuild that began after this stack's layers were read gives them new ids, and
         // the view would find no rows: its transaction and this one exclude each other.
-        const complete = this.db.prepare(`SELECT count(*) FROM layers WHERE complete = 1 AND id IN (${stack.view.layerIds.join(',')})`).pluck().get() as number;
-        if (complete !== stack.view.layerIds.length) throw new Error(`${this.file}: the path index is being rebuilt (strata index rebuild): mount again once it is done (EBUSY)`);
+        const ids = stack.view.layerIds;
+        const complete = ids.length === 0 ? 0 : (this.db.prepare(`SELECT count(*) FROM layers WHERE complete = 1 AND id IN (${ids.join(',')})`).pluck().get() as number);
+        if (complete !== ids.length) throw new Error(`${this.file}: the path index is being rebuilt (strata index rebuild): mount again once it is done (EBUSY)`);
         this.db.prepare("UPDATE uppers SET stack = ?, owner = ?, broken = NULL, updated = datetime('now') WHERE id = ?").run(stack.id, selfOwner(), id);
       })
       .immediate();
