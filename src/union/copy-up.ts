@@ -116,6 +116,8 @@ const SMALL_COPY = 64 * 1024;
  */
 const HOLD_MS = Number(process.env.STRATAFS_COPY_HOLD_MS ?? 0);
 const noop = (): void => {};
+/** A copy-up's promise, settled either way: waiters go on whether the copy worked or failed. */
+const settled = (p: Promise<unknown>): Promise<void> => p.then(noop, noop);
 
 export class CopyUp {
   /** Lower path -> union path of renamed directories (scanMovedDirs), until a directory moves again. */
@@ -301,7 +303,7 @@ export class CopyUp {
     const waits: Array<Promise<void>> = [];
     for (const [id, paths] of this.placing) {
       const run = this.running.get(id);
-      if (run && paths.some((p) => p.startsWith(prefix))) waits.push(run.then(noop, noop));
+      if (run && paths.some((p) => p.startsWith(prefix))) waits.push(settled(run));
     }
     return waits.length === 0 ? undefined : Promise.all(waits).then(noop);
   }
@@ -313,10 +315,8 @@ export class CopyUp {
    * a file moved there.
    */
   inFlight(node: Inode<UNode>): Promise<void> | undefined {
-    return this.running.get(node.nodeid)?.then(
-      () => undefined,
-      () => undefined,
-    );
+    const run = this.running.get(node.nodeid);
+    return run && settled(run);
   }
 
   /**

@@ -632,9 +632,6 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
         this.changedTo(to, { mode: src.type, rdev: 0 });
       } else this.changed(from, to);
     };
-    // A copy still under way moves once it is in place (else it would be put back at the
-    // old name, or over the file moved onto it); one still landing (landing.ts), once it
-    // has: its mark would point at no data below the new name.
     // A directory moved or replaced waits, in the step that moves it, for copy-ups under way
     // below it (CopyUp.below): each goes into place by the path it started with.
     const move = (): Promise<boolean> | boolean => {
@@ -645,6 +642,9 @@ export class UnionFs extends FdFileOps<UNode, UnionHandle> implements FileSystem
       done(this.moveNames(parent, name, newParent, newName, flags, src, dst));
       return survives;
     };
+    // A copy still under way moves once it is in place (else it would be put back at the
+    // old name, or over the file moved onto it); one still landing (landing.ts), once it
+    // has: its mark would point at no data below the new name.
     return after(this.copiedUp(src, dst), () => after(this.landed(src, exchange ? dst : undefined), () => after(this.movable(src, parent), () =>
       after(exchange ? this.movable(dst!, newParent) : undefined, move),
     )));

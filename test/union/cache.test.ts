@@ -6,19 +6,13 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FuseRequestTrace, fuseConnection } from '../../src/bench/fuse-requests.js';
 import { cleanupsAfterEach, mountWith, tmpdir } from '../helpers/mount.js';
+import { requestsDuring } from '../helpers/requests.js';
 
-/** Requests of the given opcodes the mount gets while `f` runs (the kernel's fuse tracepoints). */
+/** Requests of the given opcodes the mount gets while `f` runs. */
 function requestsOf(mnt: string, f: () => void, ...opcodes: string[]): number {
-  const t = FuseRequestTrace.open();
-  if (typeof t === 'string') throw new Error(t);
-  try {
-    const { ops } = t.record(fuseConnection(mnt)!, f);
-    return opcodes.reduce((n, op) => n + (ops.get(op)?.sent ?? 0), 0);
-  } finally {
-    t.close();
-  }
+  const sent = requestsDuring(mnt, f);
+  return opcodes.reduce((n, op) => n + sent(op), 0);
 }
 
 describe('kernel cache lifetimes of upper objects', () => {

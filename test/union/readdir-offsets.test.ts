@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FuseRequestTrace, fuseConnection } from '../../src/bench/fuse-requests.js';
 import { cleanupsAfterEach, mountWith, tmpdir } from '../helpers/mount.js';
+import { requestsDuring } from '../helpers/requests.js';
 
 const N = 3000;
 const nameOf = (i: number): string => `entry-${String(i).padStart(5, '0')}`;
@@ -117,16 +117,10 @@ describe('READDIR offsets without a handle', () => {
 
   it('by default the kernel opens directories without asking; with -o timeout=0 it asks and releases each', () => {
     const opens = (mnt: string): { opendir: number; releasedir: number } => {
-      const t = FuseRequestTrace.open();
-      if (typeof t === 'string') throw new Error(t);
-      try {
-        const { ops } = t.record(fuseConnection(mnt)!, () => {
-          for (let i = 0; i < 5; i++) fs.readdirSync(path.join(mnt, 'big'));
-        });
-        return { opendir: ops.get('OPENDIR')?.sent ?? 0, releasedir: ops.get('RELEASEDIR')?.sent ?? 0 };
-      } finally {
-        t.close();
-      }
+      const sent = requestsDuring(mnt, () => {
+        for (let i = 0; i < 5; i++) fs.readdirSync(path.join(mnt, 'big'));
+      });
+      return { opendir: sent('OPENDIR'), releasedir: sent('RELEASEDIR') };
     };
     // The first OPENDIR of the mount is answered ENOSYS: at most that one.
     const byDefault = opens(mounted('opens-default'));
